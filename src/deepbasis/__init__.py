@@ -1,0 +1,29 @@
+"""deepbasis: deep ReLU and tanh networks trained to scientific-computing accuracy.
+
+A network with a linear last layer is an adaptive basis Φ(x) plus a linear head. deepbasis
+initializes that basis so it is rich instead of collapsed (:mod:`deepbasis.init`), trains it
+with hybrid least-squares / gradient descent (:mod:`deepbasis.train`), and looks inside it
+(:mod:`deepbasis.analysis`). Every claim of the papers it implements is an experiment
+(:mod:`deepbasis.experiments`, ``deepbasis run ID``).
+
+Importing deepbasis prints nothing, seeds nothing and downloads nothing.
+"""
+
+from . import analysis, init, nn, train
+from .nn import MLP
+from .train import Problem, Regression, fit_head_, lstsq
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "MLP",
+    "Problem",
+    "Regression",
+    "__version__",
+    "analysis",
+    "fit_head_",
+    "init",
+    "lstsq",
+    "nn",
+    "train",
+]

@@ -1,0 +1,46 @@
+"""How a network *starts*: initializers with torch.nn.init conventions.
+
+Every initializer is ``name_(module, ..., generator=None) -> module``: it changes ``module`` in
+place and takes every random draw from ``generator``. :func:`initialize_` looks one up by name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from torch import nn
+
+from .._checks import GeneratorLike, check_choice
+from .box import box_, box_layer_parameters
+from .classic import glorot_, he_, orthogonal_, torch_default_
+
+INITIALIZERS: dict[str, Callable[..., nn.Module]] = {
+    "torch_default": torch_default_,
+    "he": he_,
+    "glorot": glorot_,
+    "orthogonal": orthogonal_,
+    "box": box_,
+}
+
+
+def initialize_(module: nn.Module, name: str, *, generator: GeneratorLike = None,
+                **options) -> nn.Module:
+    """Initialize ``module`` in place with the initializer called ``name``.
+
+    Valid names are the keys of :data:`INITIALIZERS` ('box', 'he', 'glorot', 'orthogonal',
+    'torch_default'); an unknown name raises a ``ValueError`` that lists them.
+    """
+    check_choice("initializer", name, INITIALIZERS)
+    return INITIALIZERS[name](module, generator=generator, **options)
+
+
+__all__ = [
+    "INITIALIZERS",
+    "box_",
+    "box_layer_parameters",
+    "glorot_",
+    "he_",
+    "initialize_",
+    "orthogonal_",
+    "torch_default_",
+]
