@@ -98,8 +98,9 @@ class MLP(nn.Module):
         if domain is not None:
             lower, upper = _domain_bounds(domain, in_features)
             self.domain = (lower.tolist(), upper.tolist())
-            self.register_buffer("_lower", lower.to(**factory))
-            self.register_buffer("_upper", upper.to(**factory))
+            buffer_dtype = dtype if dtype is not None else torch.get_default_dtype()
+            self.register_buffer("_lower", lower.to(dtype=buffer_dtype, device=device))
+            self.register_buffer("_upper", upper.to(dtype=buffer_dtype, device=device))
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         """Map inputs from the model's ``domain`` onto [0, 1]^d (identity without a domain)."""

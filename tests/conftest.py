@@ -1,0 +1,32 @@
+"""Shared test helpers: tolerances by dtype, and seeds shown in every randomized test."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+# Tolerances by dtype, in one place (STYLE.md, "Ours" 4).
+TOLERANCES = {
+    torch.float64: {"rtol": 1e-10, "atol": 1e-12},
+    torch.float32: {"rtol": 1e-4, "atol": 1e-5},
+}
+
+# A randomized test takes its seeds from here; DEEPBASIS_TEST_SEED=<n> reruns with other seeds,
+# and pytest's parametrization puts the seed in every test id, so a failure shows it.
+BASE_SEED = int(os.environ.get("DEEPBASIS_TEST_SEED", "0"))
+SEEDS = [BASE_SEED + k for k in range(3)]
+
+
+def tol(dtype: torch.dtype) -> dict[str, float]:
+    return TOLERANCES[dtype]
+
+
+@pytest.fixture(autouse=True)
+def _single_thread_small_ops():
+    # Tests use tiny tensors; one thread avoids oversubscription on 2-core CI machines.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
