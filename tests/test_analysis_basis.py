@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import SEEDS
 from deepbasis import MLP, analysis, init
 from deepbasis.problems import grid, sin2pi
-from conftest import SEEDS
 
 
 @pytest.mark.parametrize("seed", SEEDS)

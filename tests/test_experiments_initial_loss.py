@@ -34,7 +34,8 @@ def test_every_experiment_has_all_profiles_and_valid_cells():
 
 
 def test_unknown_experiment_and_profile_list_the_valid_ones():
-    with pytest.raises(ValueError, match=r"(?s)unknown experiment .cyr2020.nope.*cyr2020.initial_loss"):
+    with pytest.raises(ValueError,
+                       match=r"(?s)unknown experiment .cyr2020.nope.*cyr2020.initial_loss"):
         get_experiment("cyr2020.nope")
     with pytest.raises(ValueError, match="unknown profile 'fast'.*'quick', 'default', 'paper'"):
         get_experiment("cyr2020.initial_loss").params("fast")

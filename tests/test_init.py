@@ -5,8 +5,8 @@ import torch
 from scipy import stats
 from torch import nn
 
-from deepbasis import MLP, init
 from conftest import SEEDS
+from deepbasis import MLP, init
 
 ALL = ["torch_default", "he", "glorot", "orthogonal", "box"]
 

@@ -1,9 +1,11 @@
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from deepbasis import MLP, fit_head_, init, lstsq
 from conftest import SEEDS
+from deepbasis import MLP, fit_head_, init, lstsq
 
 
 def _rank_deficient(g, n, w, rank):
@@ -128,3 +130,23 @@ def test_rank_deficient_min_norm_on_cuda():
     A = _rank_deficient(torch.Generator().manual_seed(0), 30, 8, 3)
     B = torch.randn(30, 2, dtype=torch.float64)
     torch.testing.assert_close(lstsq(A.cuda(), B.cuda()).solution.cpu(), lstsq(A, B).solution)
+
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 12), w=st.integers(1, 12), rank=st.integers(0, 12),
+       seed=st.integers(0, 2**31 - 1))
+def test_solution_is_the_minimum_norm_least_squares_solution(n, w, rank, seed):
+    """Normal equations Aᵀ(AX − B) = 0, and X lies in A's row space (so it has minimum norm)."""
+    g = torch.Generator().manual_seed(seed)
+    rank = min(rank, n, w)
+    A = _rank_deficient(g, n, w, rank) if rank else torch.zeros(n, w, dtype=torch.float64)
+    B = torch.randn(n, 2, generator=g, dtype=torch.float64)
+    X = lstsq(A, B).solution
+    scale = 1.0 + float(A.abs().max()) ** 2 * float(B.abs().max())
+    assert float((A.T @ (A @ X - B)).abs().max()) <= 1e-9 * scale, f"seed {seed}"
+    # The component of X outside the row space of A (spanned by the first `rank` right
+    # singular vectors) must vanish.
+    basis = np.linalg.svd(A.numpy())[2][:rank].T  # (w, rank)
+    outside = X.numpy() - basis @ (basis.T @ X.numpy())
+    assert np.abs(outside).max() <= 1e-8 * (1 + np.abs(X.numpy()).max()), f"seed {seed}"

@@ -2,8 +2,8 @@ import pytest
 import torch
 from torch import nn
 
-from deepbasis import MLP
 from conftest import SEEDS, tol
+from deepbasis import MLP
 
 
 @pytest.mark.parametrize("seed", SEEDS)
