@@ -11,19 +11,46 @@ Importing deepbasis prints nothing, seeds nothing and downloads nothing.
 
 from . import analysis, init, nn, train
 from .nn import MLP
-from .train import Problem, Regression, fit_head_, lstsq
+from .train import (
+    EnsembleResult,
+    History,
+    LinearProblem,
+    Problem,
+    Regression,
+    Term,
+    fit,
+    fit_ensemble,
+    fit_head_,
+    lstsq,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "BasisRegressor",
+    "EnsembleResult",
+    "History",
+    "LinearProblem",
     "MLP",
     "Problem",
     "Regression",
+    "Term",
     "__version__",
     "analysis",
+    "fit",
+    "fit_ensemble",
     "fit_head_",
     "init",
     "lstsq",
     "nn",
     "train",
 ]
+
+
+def __getattr__(name: str):
+    # BasisRegressor needs scikit-learn, which takes ~0.7 s to import: load it on first use.
+    if name == "BasisRegressor":
+        from .estimator import BasisRegressor
+
+        return BasisRegressor
+    raise AttributeError(f"module 'deepbasis' has no attribute {name!r}")

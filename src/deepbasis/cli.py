@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NoReturn
 
 import typer
 
 from . import __version__
+from .estimator.cli import register as _register_estimator_commands
 
 app = typer.Typer(
     name="deepbasis",
@@ -45,16 +47,48 @@ def run(
     experiment_id: str = typer.Argument(..., metavar="ID", help="Experiment id (deepbasis list)."),
     profile: str = typer.Option("default", "--profile", "-p",
                                 help="quick (seconds), default (minutes) or paper (full)."),
-    out: Path = typer.Option(None, "--out", "-o", help="Output folder [results/ID]."),
+    out: Path = typer.Option(None, "--out", "-o", help="Output folder (default: results/ID)."),
+    workers: int = typer.Option(None, "--workers", "-w", min=1,
+                                help="Local worker processes (default: one per core); "
+                                     "1 runs in-process."),
+    executor: str = typer.Option("local", "--executor", help="local or ray."),
+    address: str = typer.Option(None, "--address",
+                                help="Ray cluster address, with --executor ray "
+                                     "(default: start a local Ray)."),
+    fresh: bool = typer.Option(False, "--fresh",
+                               help="Forget this experiment's stored records and start over."),
+    threads: int = typer.Option(1, "--threads", min=1,
+                                help="Torch threads per cell (the same for every executor, so "
+                                     "records do not depend on how they were run)."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
-    """Run one experiment and write its records, figures, report.md and claims.json."""
-    from .experiments.runner import format_value, run_experiment
+    """Run one experiment: resume from the records stored in OUT, write figures and the report.
 
+    Every finished cell is stored at once in OUT/results.sqlite; rerunning the same command
+    after an interruption runs only what is missing.
+    """
+    from .experiments.executors import ExecutorError, MissingDependencyError
+    from .experiments.runner import CellsFailed, format_value, run_experiment
+    from .experiments.store import StoreError
+
+    if address is not None and executor != "ray":
+        _fail("--address is only used with --executor ray", 2)
     try:
-        result = run_experiment(experiment_id, profile, out)
-    except ValueError as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(2) from None
+        result = run_experiment(experiment_id, profile, out, progress=progress, workers=workers,
+                                executor=executor, address=address, fresh=fresh,
+                                threads=threads)
+    except (ValueError, MissingDependencyError) as error:
+        _fail(str(error), 2)
+    except (StoreError, CellsFailed, ExecutorError) as error:
+        _fail(str(error), 1)
+    except OSError as error:  # writing the report files (full disk, read-only folder)
+        _fail(f"{error}. The records are stored; rerun the same command to write the report "
+              "again.", 1)
+    except KeyboardInterrupt:
+        _fail("interrupted; every finished cell is stored, rerun the same command to resume", 130)
+    if result.reused:
+        typer.echo(f"resumed: {result.reused} record(s) were already stored, "
+                   f"{result.computed} computed now")
     claims = result.report.claims
     for claim in claims:
         verdict = "PASS" if claim.passed else "FAIL"
@@ -62,6 +96,59 @@ def run(
     typer.echo(f"report: {result.out / 'report.md'}")
     for figure in result.report.figures:
         typer.echo(f"figure: {result.out / figure}")
+
+
+@app.command("status")
+def status(
+    dirs: list[Path] = typer.Argument(..., metavar="DIR...",
+                                      help="Experiment folders, or a folder of them (results/)."),
+) -> None:
+    """Show what result folders hold: cells and seeds done vs planned, what is missing, claims."""
+    from .experiments.reporting import (
+        experiment_folders,
+        folder_status,
+        format_status,
+        unrun_experiments,
+    )
+
+    try:
+        folders = experiment_folders(dirs)
+    except (FileNotFoundError, ValueError) as error:
+        _fail(str(error), 2)
+    statuses = [folder_status(folder) for folder in folders]
+    typer.echo(format_status(statuses, not_run=unrun_experiments(dirs)))
+    if any(s.error for s in statuses):
+        raise typer.Exit(1)
+
+
+@app.command("report")
+def report(
+    dirs: list[Path] = typer.Argument(..., metavar="DIR...",
+                                      help="Experiment folders, or a folder of them (results/)."),
+    html: bool = typer.Option(False, "--html",
+                              help="Write one self-contained HTML page (figures embedded)."),
+    out: Path = typer.Option(None, "--out", "-o",
+                             help="File to write (default: DIR/index.md or DIR/index.html)."),
+) -> None:
+    """Build one report over every experiment in the folders: all claims first, then each one."""
+    from .experiments.reporting import write_combined_report
+
+    try:
+        path = write_combined_report(dirs, out, html=html)
+    except (FileNotFoundError, ValueError) as error:
+        _fail(str(error), 2)
+    except OSError as error:
+        _fail(f"cannot write the report: {error}", 1)
+    typer.echo(f"report: {path}")
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    """Print ``error: message`` on stderr and exit with ``code`` (2: bad input, 1: failure)."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+_register_estimator_commands(app)  # `deepbasis fit` and `deepbasis predict`
 
 
 def main() -> None:

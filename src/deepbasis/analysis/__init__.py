@@ -1,5 +1,26 @@
 """How we *look* at a network (never trains)."""
 
 from .basis import basis_functions, initial_basis_loss
+from .geometry import (
+    BoxImage,
+    CovarianceRatios,
+    box_image,
+    covariance_ratios,
+    feature_covariance_ratios,
+    image_area,
+    image_diameter,
+    image_volume,
+)
 
-__all__ = ["basis_functions", "initial_basis_loss"]
+__all__ = [
+    "BoxImage",
+    "CovarianceRatios",
+    "basis_functions",
+    "box_image",
+    "covariance_ratios",
+    "feature_covariance_ratios",
+    "image_area",
+    "image_diameter",
+    "image_volume",
+    "initial_basis_loss",
+]

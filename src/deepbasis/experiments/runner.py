@@ -1,11 +1,24 @@
-"""Run an experiment's cells, keep its records, and write its report."""
+"""Run an experiment's cells, keep every record in the result store, and write its report.
+
+``run_experiment`` is what ``deepbasis run`` calls. It plans the profile's cells, asks the
+store (:mod:`.store`, ``OUT/results.sqlite``) which (settings, seed) pairs are already there,
+runs only the missing seeds on an executor (:mod:`.executors`: in this process, a local process
+pool or Ray), commits each cell's records in one transaction as it finishes, and finally builds
+the report from the stored records. A sweep killed at any moment and started again therefore
+ends with exactly the records of one uninterrupted run.
+
+Written into ``OUT``: ``results.sqlite`` (the store), ``records.jsonl`` (this profile's records,
+one per line, for reading), ``report.md``, ``report.json`` (the same, structured, for
+``deepbasis report``), ``claims.json`` and the experiment's PNG figures.
+"""
 
 from __future__ import annotations
 
 import json
 import math
-import time
-from collections.abc import Mapping
+import os
+from collections.abc import Mapping, Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,18 +26,64 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from . import get_experiment
-from .spec import Claim, Experiment, Report
+from .executors import CellTask, ExecutorError, jsonable, make_executor
+from .spec import Cell, Claim, Experiment, Report, settings_key
+from .store import ResultStore, StoreError, utc_now
+
+__all__ = [
+    "CellsFailed",
+    "ExecutorError",
+    "RunResult",
+    "StoreError",
+    "claims_table",
+    "format_value",
+    "plan_cells",
+    "run_experiment",
+    "write_report",
+]
+
+
+class CellsFailed(RuntimeError):
+    """Some cells raised; every other cell's records are stored, and a rerun retries the rest.
+
+    Attributes:
+        experiment: the experiment id.
+        failures: ``(settings, seeds, traceback text)`` of each failed cell.
+    """
+
+    def __init__(self, experiment: str, failures: list[tuple[Mapping[str, Any], tuple[int, ...],
+                                                             str]], cells: int) -> None:
+        self.experiment = experiment
+        self.failures = failures
+        settings, seeds, trace = failures[0]
+        super().__init__(
+            f"{len(failures)} of {cells} cell(s) of {experiment} failed; the records of every "
+            "other cell are stored, and rerunning the same command runs only what is missing. "
+            f"First failure, settings {dict(settings)} seeds {list(seeds)}:\n{trace.rstrip()}"
+        )
 
 
 @dataclass
 class RunResult:
-    """What :func:`run_experiment` produced."""
+    """What :func:`run_experiment` produced.
+
+    Attributes:
+        experiment: the experiment.
+        profile: the profile run.
+        out: the output folder.
+        records: every record of the profile (``{"settings": ..., **record}``), in plan order.
+        report: what the experiment's report function returned.
+        computed: records computed by this call.
+        reused: records found in the store (a resumed or repeated run).
+    """
 
     experiment: Experiment
     profile: str
     out: Path
     records: list[dict[str, Any]]
     report: Report
+    computed: int = 0
+    reused: int = 0
 
 
 def run_experiment(
@@ -33,41 +92,185 @@ def run_experiment(
     out: str | Path | None = None,
     *,
     progress: bool = True,
+    workers: int | None = 1,
+    executor: str = "local",
+    address: str | None = None,
+    fresh: bool = False,
+    threads: int | None = 1,
 ) -> RunResult:
-    """Run every cell of ``experiment_id`` under ``profile`` and write the report into ``out``.
+    """Run every missing (settings, seed) of ``experiment_id`` under ``profile``; write the report.
 
-    ``out`` defaults to ``results/<experiment id>``. Written there: ``records.jsonl`` (one raw
-    record per line), ``report.md``, ``claims.json`` and the experiment's PNG figures.
+    Args:
+        experiment_id: an id from ``deepbasis list``.
+        profile: ``"quick"``, ``"default"`` or ``"paper"``.
+        out: output folder; defaults to ``results/<experiment id>``.
+        progress: show a progress bar (cells and seeds, with an ETA).
+        workers: local worker processes (``executor="local"``): 1 runs the cells in this
+            process, ``None`` uses one per core (``os.cpu_count()``).
+        executor: ``"local"`` or ``"ray"``.
+        address: Ray cluster address (``executor="ray"``); ``None`` starts a local Ray.
+        fresh: forget this experiment's stored records first and run everything again.
+        threads: torch threads per cell, whatever the executor. The thread count changes the
+            last bits of BLAS/LAPACK results, so one fixed count (default 1) makes the records
+            identical whichever executor and worker count computed them, including a sweep
+            resumed with other settings. ``None`` keeps this process's torch setting for
+            in-process cells (pool and Ray workers then use 1).
+
+    Returns:
+        A :class:`RunResult`; its ``records`` come from the store, so a resumed run and an
+        uninterrupted one give the report the same records.
+
+    Raises:
+        ValueError: unknown experiment, profile or executor (the message lists valid ones).
+        StoreError: the store cannot be written (read-only folder, full disk) or belongs to
+            another schema version; what was stored before is intact.
+        CellsFailed: some cells raised; the others are stored.
+        ExecutorError: a worker died, or Ray is not installed.
+
+    Examples:
+        >>> result = run_experiment("cyr2020.initial_loss", "quick", "/tmp/il")  # doctest: +SKIP
+        >>> [claim.passed for claim in result.report.claims]  # doctest: +SKIP
     """
     experiment = get_experiment(experiment_id)
     params = experiment.params(profile)
+    runner = make_executor(executor, workers=workers, address=address)
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
+                                or threads < 1):
+        raise ValueError(f"threads must be a positive int or None, got {threads!r}")
     out = Path(out) if out is not None else Path("results") / experiment.id
+    cells = plan_cells(experiment, params)
+
+    with ResultStore.in_folder(out) as store:
+        if fresh:
+            store.delete_experiment(experiment.id)
+        run_id = store.start_run(experiment.id, profile, params,
+                                 [(cell.key(), cell.seeds) for cell in cells], runner.name)
+        done = store.done_seeds(experiment.id)
+        tasks = []
+        for index, cell in enumerate(cells):
+            missing = tuple(s for s in cell.seeds if s not in done.get(cell.key(), ()))
+            if missing:
+                tasks.append(CellTask(index, experiment.id, experiment.run, cell.settings,
+                                      missing, threads))
+        total = sum(len(cell.seeds) for cell in cells)
+        computed = sum(len(task.seeds) for task in tasks)
+        failures = _run_tasks(store, experiment, cells, tasks, runner, total - computed,
+                              progress=progress)
+        if failures:
+            raise CellsFailed(experiment.id, failures, len(cells))
+        store.finish_run(run_id)
+        records = _profile_records(store, experiment, cells)
+
     out.mkdir(parents=True, exist_ok=True)
-    cells = list(experiment.cells(params))
-    total = sum(len(cell.seeds) for cell in cells)
-    records: list[dict[str, Any]] = []
-    with tqdm(total=total, desc=experiment.id, unit="run", disable=not progress) as bar:
-        for cell in cells:
-            start = time.perf_counter()
-            new = experiment.run(cell.settings, tuple(cell.seeds))
-            elapsed = time.perf_counter() - start
-            for record in new:
-                record.setdefault("wall_time", elapsed / max(len(new), 1))
-                records.append({"settings": dict(cell.settings), **record})
-            bar.update(len(cell.seeds))
-    with open(out / "records.jsonl", "w") as f:
-        for record in records:
-            f.write(json.dumps(record, default=_jsonable) + "\n")
+    _write_jsonl(out / "records.jsonl", records)
     report = experiment.report(records, params, out)
     write_report(experiment, profile, report, out)
-    return RunResult(experiment, profile, out, records, report)
+    return RunResult(experiment, profile, out, records, report, computed, total - computed)
+
+
+def plan_cells(experiment: Experiment, params: Mapping[str, Any]) -> list[Cell]:
+    """The profile's cells, checked: settings JSON-able, seeds ints, no (settings, seed) twice."""
+    cells = list(experiment.cells(params))
+    seen: set[tuple[str, int]] = set()
+    for cell in cells:
+        if not isinstance(cell, Cell):
+            raise TypeError(f"{experiment.id}: cells() must return Cell objects, "
+                            f"got {type(cell).__name__}")
+        try:
+            json.dumps(dict(cell.settings), allow_nan=False)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"{experiment.id}: the settings {dict(cell.settings)!r} are not "
+                             f"plain JSON ({error}); records are keyed by their JSON") from error
+        for seed in cell.seeds:
+            if isinstance(seed, bool) or not isinstance(seed, int):
+                raise TypeError(f"{experiment.id}: seed {seed!r} of cell {cell.key()} is not an "
+                                "int")
+            if (cell.key(), seed) in seen:
+                raise ValueError(f"{experiment.id}: (settings {cell.key()}, seed {seed}) appears "
+                                 "in two cells; every record needs a unique key")
+            seen.add((cell.key(), seed))
+    return cells
+
+
+def _run_tasks(store: ResultStore, experiment: Experiment, cells: Sequence[Cell],
+               tasks: Sequence[CellTask], runner: Any, reused: int, *,
+               progress: bool) -> list[tuple[Mapping[str, Any], tuple[int, ...], str]]:
+    """Run ``tasks``, committing each finished cell at once; return the failed cells."""
+    total = sum(len(cell.seeds) for cell in cells)
+    cells_done = len(cells) - len(tasks)
+    failures = []
+    by_index = {task.index: task for task in tasks}
+    with tqdm(total=total, initial=reused, desc=experiment.id, unit="seed",
+              disable=not progress, dynamic_ncols=True) as bar:
+        bar.set_postfix_str(f"cells {cells_done}/{len(cells)}")
+        # closing(): if storing fails (full disk) the executor stops its workers at once.
+        with closing(runner.map(tasks)) as outcomes:
+            for outcome in outcomes:
+                task = by_index[outcome.index]
+                if outcome.error is not None:
+                    failures.append((task.settings, task.seeds, outcome.error))
+                    if progress:  # the full traceback is in the CellsFailed raised at the end
+                        last = outcome.error.rstrip().splitlines()[-1]
+                        bar.write(f"{experiment.id}: cell {settings_key(task.settings)} seeds "
+                                  f"{list(task.seeds)} failed: {last}")
+                else:
+                    store.put_cell(experiment.id, settings_key(task.settings), outcome.records,
+                                   outcome.stamp)
+                    cells_done += 1
+                bar.update(len(task.seeds))
+                bar.set_postfix_str(f"cells {cells_done}/{len(cells)}")
+    return failures
+
+
+def _profile_records(store: ResultStore, experiment: Experiment,
+                     cells: Sequence[Cell]) -> list[dict[str, Any]]:
+    """The profile's records from the store, in plan order (cells, then their seeds)."""
+    stored = {(settings_key(r.settings), r.seed): r for r in store.records(experiment.id)}
+    records = []
+    for cell in cells:
+        for seed in cell.seeds:
+            entry = stored[(cell.key(), seed)]
+            record = {"settings": dict(cell.settings), **entry.record}
+            record.setdefault("wall_time", entry.stamp.wall_time)
+            records.append(record)
+    return records
+
+
+def _write_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
+    _write_text(path, "".join(json.dumps(r, default=jsonable) + "\n" for r in records))
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Write via a temporary file and a rename, so a reader never sees half a file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def write_report(experiment: Experiment, profile: str, report: Report, out: Path) -> Path:
-    """Write ``report.md`` and ``claims.json`` for one experiment run."""
-    (out / "claims.json").write_text(
-        json.dumps([c.to_json() for c in report.claims], indent=2, default=_jsonable) + "\n"
-    )
+    """Write ``report.md``, ``report.json`` and ``claims.json`` for one experiment run."""
+    out = Path(out)
+    claims = [c.to_json() for c in report.claims]
+    _write_text(out / "claims.json", json.dumps(claims, indent=2, default=jsonable) + "\n")
+    from .. import __version__
+
+    structured = {
+        "experiment": experiment.id,
+        "title": experiment.title,
+        "paper": experiment.paper,
+        "description": experiment.description,
+        "profile": profile,
+        "claims": claims,
+        "markdown": report.markdown,
+        "figures": list(report.figures),
+        "deepbasis_version": __version__,
+        "written_at": utc_now(),
+    }
+    _write_text(out / "report.json", json.dumps(structured, indent=2, default=jsonable) + "\n")
     lines = [
         f"# {experiment.id}: {experiment.title}",
         "",
@@ -82,7 +285,7 @@ def write_report(experiment: Experiment, profile: str, report: Report, out: Path
     for figure in report.figures:
         lines += [f"![{figure}]({figure})", ""]
     path = out / "report.md"
-    path.write_text("\n".join(lines) + "\n")
+    _write_text(path, "\n".join(lines) + "\n")
     return path
 
 
@@ -121,7 +324,5 @@ def _fmt_float(x: float) -> str:
     return f"{x:.3g}"
 
 
-def _jsonable(value: Any) -> Any:
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    return str(value)
+# Kept for callers of the first runner.
+_jsonable = jsonable

@@ -1,5 +1,7 @@
 """Targets and problems from the papers."""
 
 from .functions import TARGETS, grid, legendre, sin2pi, target, u1
+from .transport import exact_solution, relative_l2_error, rms_error, transport_problem
 
 __all__ = ["TARGETS", "grid", "legendre", "sin2pi", "target", "u1"]
+__all__ += ["exact_solution", "relative_l2_error", "rms_error", "transport_problem"]

@@ -1,9 +1,23 @@
 """How a network *learns*: least squares for the head, LSGD and GD, ensembles, PINN problems."""
 
+from .ensemble import EnsembleResult, fit_ensemble
+from .fit import fit, solve_head
+from .history import History
 from .lstsq import LstsqResult, design_matrix, fit_head_, lstsq, set_head_
+from .operators import D, Identity, LinearProblem, Operator, Term
 from .problem import Problem, Regression, head_parameters, problem_loss
 
 __all__ = [
+    "D",
+    "EnsembleResult",
+    "History",
+    "Identity",
+    "fit",
+    "fit_ensemble",
+    "solve_head",
+    "LinearProblem",
+    "Operator",
+    "Term",
     "LstsqResult",
     "Problem",
     "Regression",

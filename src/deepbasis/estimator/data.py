@@ -1,0 +1,387 @@
+"""Read tables of inputs and targets from CSV, Parquet or NPZ files, with errors that name the
+row and the column.
+
+A *column* is a named 1-D array of numbers:
+
+- **CSV** (``.csv``, comma separated; ``.tsv``, tab separated): the first line is the header of
+  column names; every other non-blank line is one data row.
+- **Parquet** (``.parquet``, ``.pq``): the file's columns; needs ``pyarrow``
+  (``pip install "deepbasis[parquet]"``).
+- **NPZ** (``.npz``, written by ``numpy.savez``): each 1-D array is a column named by its key; a
+  2-D array ``x`` of shape ``(N, k)`` is the ``k`` columns ``x[0]`` … ``x[k-1]``, and the name
+  ``x`` selects all of them. NPZ files are opened with ``allow_pickle=False``, so they never run
+  code.
+
+Rows are numbered from 1 in messages, as a spreadsheet does (the CSV header is not a row);
+CSV messages also give the line of the file.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+FORMATS = {".csv": "csv", ".tsv": "csv", ".parquet": "parquet", ".pq": "parquet", ".npz": "npz"}
+_MISSING = {"", "na", "n/a", "nan", "null", "none"}
+
+
+class DataError(ValueError):
+    """A data file cannot be used for fitting or prediction; the message says where and why."""
+
+
+@dataclass
+class Columns:
+    """The columns of a data file, in file order.
+
+    ``values[name]`` is a 1-D array: float64 for numeric columns, ``object`` (strings) for the
+    others. ``groups`` maps an NPZ 2-D array's key to the names of its columns. ``lines`` maps a
+    row number (1-based) to its line in a CSV file.
+    """
+
+    path: Path
+    values: dict[str, np.ndarray]
+    groups: dict[str, list[str]] = field(default_factory=dict)
+    lines: list[int] | None = None
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.values)
+
+    @property
+    def n_rows(self) -> int:
+        return len(next(iter(self.values.values()))) if self.values else 0
+
+    def where(self, row: int) -> str:
+        """'row 7 (line 8 of data.csv)' for a 0-based row index."""
+        text = f"row {row + 1}"
+        if self.lines is not None:
+            text += f" (line {self.lines[row]} of {self.path.name})"
+        return text
+
+    def resolve(self, selection: Sequence[str], role: str) -> list[str]:
+        """Column names for a selection of column (or NPZ group) names; unknown names raise."""
+        names: list[str] = []
+        for name in selection:
+            if name in self.values:
+                names.append(name)
+            elif name in self.groups:
+                names.extend(self.groups[name])
+            else:
+                raise DataError(
+                    f"{role} column {name!r} is not in {self.path.name}; the available columns "
+                    f"are {_listing(self)}"
+                )
+        return names
+
+
+@dataclass
+class Table:
+    """Numeric inputs and targets read from a file, validated (finite, enough rows)."""
+
+    inputs: np.ndarray  # (N, d) float64
+    targets: np.ndarray | None  # (N, m) float64, or None when no target was asked for
+    input_names: list[str]
+    target_names: list[str]
+    input_columns: list[str]  # the selection as given (NPZ group names kept), for predict
+    path: Path
+
+
+def read_columns(path: str | Path) -> Columns:
+    """Read every column of a CSV, Parquet or NPZ file (no validation beyond the format).
+
+    Raises:
+        FileNotFoundError: no such file.
+        DataError: unknown extension, or a malformed file (ragged CSV rows, an empty file,
+            NPZ arrays of different lengths or with more than two dimensions).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no data file at {str(path)!r}")
+    kind = FORMATS.get(path.suffix.lower())
+    if kind is None:
+        raise DataError(
+            f"cannot read {path.name!r}: unknown extension {path.suffix!r}; use one of "
+            f"{', '.join(sorted(FORMATS))}"
+        )
+    columns = {"csv": _read_csv, "parquet": _read_parquet, "npz": _read_npz}[kind](path)
+    if not columns.values:
+        raise DataError(f"{path.name} has no columns")
+    return columns
+
+
+def read_table(
+    path: str | Path,
+    target: Sequence[str] | str | None,
+    inputs: Sequence[str] | str | None = None,
+    *,
+    min_rows: int = 2,
+) -> Table:
+    """Read inputs (and targets) for fitting or prediction, checking every value used.
+
+    Args:
+        path: a ``.csv``, ``.tsv``, ``.parquet``/``.pq`` or ``.npz`` file.
+        target: the target column name(s): a list, or one string with comma-separated names
+            (several names fit several outputs). ``None`` reads inputs only (prediction).
+        inputs: the input column name(s), the same way; by default every column that is not a
+            target. Columns not selected are never checked, so a text column can be left out.
+        min_rows: the fewest data rows accepted.
+
+    Returns:
+        A :class:`Table` with float64 ``inputs`` ``(N, d)`` and ``targets`` ``(N, m)``.
+
+    Raises:
+        DataError: a missing column (the message lists the available ones), a non-numeric
+            column, a NaN/inf/empty value (the message names its row and column), no input
+            columns, or fewer than ``min_rows`` rows.
+
+    Examples:
+        >>> table = read_table("runs.csv", target="drag", inputs="speed,angle")  # doctest: +SKIP
+        >>> table.inputs.shape, table.target_names  # doctest: +SKIP
+        ((500, 2), ['drag'])
+    """
+    columns = read_columns(path)
+    target_sel = _split(target) if target is not None else []
+    target_names = columns.resolve(target_sel, "target")
+    if inputs is None or _split(inputs) == []:
+        input_names = [name for name in columns.names if name not in target_names]
+        input_sel = _collapse_groups(columns, input_names)
+    else:
+        input_sel = _split(inputs)
+        input_names = columns.resolve(input_sel, "input")
+    overlap = sorted(set(input_names) & set(target_names))
+    if overlap:
+        raise DataError(f"column(s) {overlap} are both inputs and targets; pick each once")
+    if not input_names:
+        raise DataError(
+            f"{columns.path.name} has no input columns besides the target(s) {target_names}; "
+            f"the available columns are {_listing(columns)}"
+        )
+    n = columns.n_rows
+    if n < min_rows:
+        raise DataError(
+            f"{columns.path.name} has {n} data row(s); fitting needs at least {min_rows}"
+        )
+    x = _numeric_matrix(columns, input_names, "input")
+    y = _numeric_matrix(columns, target_names, "target") if target_names else None
+    return Table(x, y, input_names, target_names, input_sel, columns.path)
+
+
+def write_table(path: str | Path, columns: dict[str, np.ndarray]) -> Path:
+    """Write named 1-D columns to a ``.csv``/``.tsv`` (full float precision), ``.npz`` or
+    ``.parquet`` file, chosen by the extension."""
+    path = Path(path)
+    kind = FORMATS.get(path.suffix.lower())
+    if kind is None:
+        raise DataError(
+            f"cannot write {path.name!r}: unknown extension {path.suffix!r}; use one of "
+            f"{', '.join(sorted(FORMATS))}"
+        )
+    if kind == "npz":
+        np.savez(path, **{name: np.asarray(v) for name, v in columns.items()})
+    elif kind == "parquet":
+        pa, pq = _pyarrow()
+        pq.write_table(pa.table({name: np.asarray(v) for name, v in columns.items()}), path)
+    else:
+        delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+        names = list(columns)
+        data = [np.asarray(columns[name]) for name in names]
+        with path.open("w", newline="") as handle:
+            writer = csv.writer(handle, delimiter=delimiter)
+            writer.writerow(names)
+            for row in zip(*data, strict=True):
+                # repr of a Python float round-trips exactly (shortest repr, 17 digits at most).
+                writer.writerow([repr(float(v)) for v in row])
+    return path
+
+
+# --- readers ---------------------------------------------------------------------------------
+
+
+def _read_csv(path: Path) -> Columns:
+    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            lines = list(enumerate(csv.reader(handle, delimiter=delimiter), start=1))
+    except UnicodeDecodeError as error:
+        raise DataError(f"{path.name} is not a UTF-8 text file ({error.reason}); is it really "
+                        "a CSV file?") from None
+    except csv.Error as error:
+        raise DataError(f"{path.name} is not valid CSV: {error}") from None
+    lines = [(number, row) for number, row in lines if any(cell.strip() for cell in row)]
+    if not lines:
+        raise DataError(f"{path.name} is empty; a CSV file needs a header line of column names")
+    _, header = lines[0]
+    header = [name.strip() for name in header]
+    for index, name in enumerate(header):
+        if not name:
+            raise DataError(f"column {index + 1} of the header of {path.name} has no name")
+    duplicates = sorted({name for name in header if header.count(name) > 1})
+    if duplicates:
+        raise DataError(f"{path.name} has duplicate column names {duplicates}")
+    cells: list[list[str]] = [[] for _ in header]
+    numbers = []
+    for number, row in lines[1:]:
+        if len(row) != len(header):
+            raise DataError(
+                f"line {number} of {path.name} has {len(row)} field(s) but the header has "
+                f"{len(header)}"
+            )
+        for column, cell in zip(cells, row, strict=True):
+            column.append(cell.strip())
+        numbers.append(number)
+    values = {name: _parse_cells(column) for name, column in zip(header, cells, strict=True)}
+    return Columns(path, values, lines=numbers)
+
+
+def _parse_cells(cells: list[str]) -> np.ndarray:
+    """float64 if every cell is a number or a missing marker (→ NaN), else the strings."""
+    out = np.empty(len(cells), dtype=np.float64)
+    for i, cell in enumerate(cells):
+        try:
+            out[i] = float(cell)
+        except ValueError:
+            if cell.lower() in _MISSING:
+                out[i] = math.nan
+            else:
+                return np.asarray(cells, dtype=object)
+    return out
+
+
+def _read_npz(path: Path) -> Columns:
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except Exception as error:  # zipfile.BadZipFile, OSError, ValueError: all "not an NPZ"
+        raise DataError(f"cannot read {path.name} as an NPZ file: {error}") from None
+    values: dict[str, np.ndarray] = {}
+    groups: dict[str, list[str]] = {}
+    with archive:
+        for key in archive.files:
+            try:
+                array = archive[key]
+            except ValueError as error:  # object arrays need pickle, which we refuse
+                raise DataError(f"array {key!r} in {path.name} cannot be read safely ({error}); "
+                                "save plain numeric arrays") from None
+            if array.ndim == 0 or array.ndim > 2:
+                raise DataError(
+                    f"array {key!r} in {path.name} has shape {array.shape}; use 1-D arrays "
+                    "(one column each) or 2-D arrays (N, k) (k columns)"
+                )
+            numeric = np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_
+            if numeric and np.issubdtype(array.dtype, np.complexfloating):
+                numeric = False
+            array = array.astype(np.float64) if numeric else array.astype(object)
+            if array.ndim == 1:
+                values[key] = array
+            else:
+                names = [f"{key}[{j}]" for j in range(array.shape[1])]
+                groups[key] = names
+                for j, name in enumerate(names):
+                    values[name] = array[:, j]
+    lengths = {name: len(v) for name, v in values.items()}
+    if len(set(lengths.values())) > 1:
+        raise DataError(f"the arrays in {path.name} have different numbers of rows: {lengths}")
+    return Columns(path, values, groups)
+
+
+def _pyarrow():
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise DataError(
+            "reading or writing Parquet needs pyarrow: pip install \"deepbasis[parquet]\" "
+            "(or pip install pyarrow), or convert the file to CSV or NPZ"
+        ) from None
+    return pa, pq
+
+
+def _read_parquet(path: Path) -> Columns:
+    pa, pq = _pyarrow()
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowException, OSError) as error:
+        raise DataError(f"cannot read {path.name} as a Parquet file: {error}") from None
+    values = {}
+    for name in table.column_names:
+        column = table.column(name)
+        kind = column.type
+        if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind):
+            # Nulls become NaN so that the finiteness check reports them with their row.
+            array = column.cast(pa.float64()).fill_null(math.nan).to_numpy()
+            values[name] = np.asarray(array, dtype=np.float64)
+        else:
+            values[name] = np.asarray(column.to_pylist(), dtype=object)
+    return Columns(path, values)
+
+
+# --- validation ------------------------------------------------------------------------------
+
+
+def _numeric_matrix(columns: Columns, names: list[str], role: str) -> np.ndarray:
+    out = np.empty((columns.n_rows, len(names)), dtype=np.float64)
+    for j, name in enumerate(names):
+        values = columns.values[name]
+        if values.dtype == object:
+            row = _first_non_numeric(values)
+            raise DataError(
+                f"{role} column {name!r} of {columns.path.name} is not numeric: "
+                f"{columns.where(row)} has {values[row]!r}. Convert it to numbers, or leave the "
+                "column out with --inputs / inputs=."
+            )
+        bad = ~np.isfinite(values)
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            what = "NaN or empty" if np.isnan(values[row]) else f"{values[row]}"
+            raise DataError(
+                f"{role} column {name!r} of {columns.path.name} has a non-finite value "
+                f"({what}) at {columns.where(row)}; {int(bad.sum())} value(s) in that column are "
+                "NaN, inf or empty. Remove or fill those rows."
+            )
+        out[:, j] = values
+    return out
+
+
+def _first_non_numeric(values: np.ndarray) -> int:
+    for i, value in enumerate(values):
+        if isinstance(value, str):
+            try:
+                float(value)
+                continue
+            except ValueError:
+                if value.strip().lower() in _MISSING:
+                    continue
+            return i
+        if not isinstance(value, (int, float, np.number)) or isinstance(value, complex):
+            return i
+    return 0
+
+
+def _collapse_groups(columns: Columns, names: list[str]) -> list[str]:
+    """Replace the columns of an NPZ 2-D array by its key when all of them are selected."""
+    out: list[str] = []
+    for name in names:
+        key = next((k for k, group in columns.groups.items() if name in group), None)
+        if key is not None and all(n in names for n in columns.groups[key]):
+            if key not in out:
+                out.append(key)
+        else:
+            out.append(name)
+    return out
+
+
+def _split(selection: Sequence[str] | str) -> list[str]:
+    if isinstance(selection, str):
+        return [name.strip() for name in selection.split(",") if name.strip()]
+    return [str(name) for name in selection]
+
+
+def _listing(columns: Columns) -> str:
+    names = list(columns.groups) + [n for n in columns.names
+                                    if not any(n in g for g in columns.groups.values())]
+    shown = ", ".join(repr(n) for n in names[:30])
+    return shown + (f", … ({len(names)} in all)" if len(names) > 30 else "")

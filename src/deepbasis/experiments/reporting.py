@@ -1,0 +1,620 @@
+"""What results folders hold: ``deepbasis status`` and the multi-experiment ``deepbasis report``.
+
+A results folder holds one subfolder per experiment (``results/cyr2020.fig5/``), each written by
+``deepbasis run``: the result store ``results.sqlite``, ``report.json`` / ``report.md`` /
+``claims.json`` and PNG figures. This module reads such folders, never runs anything, and
+builds:
+
+- a **status** per folder: per experiment and profile, cells and seeds stored versus planned,
+  what is missing, and the claims of the last report (:func:`folder_status`,
+  :func:`format_status`);
+- one **document** over every experiment found: a summary table of all claims at the top, then
+  per experiment its claims (pass / fail with our number and the paper's), its tables (ours
+  beside the paper's) and its figures, as markdown (:func:`combined_markdown`) or as a single
+  self-contained HTML file with the figures embedded as base64 data URIs and inline CSS, which
+  opens in a browser without a server (:func:`combined_html`).
+
+The HTML is generated from the structured report (``report.json``), with a small converter
+for the markdown bodies experiments write (headings, paragraphs, lists, GitHub tables, code,
+emphasis, links): no markdown dependency.
+
+Examples:
+    >>> from deepbasis.experiments.reporting import write_combined_report
+    >>> write_combined_report(["results"], html=True)  # doctest: +SKIP
+    PosixPath('results/index.html')
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .store import STORE_FILENAME, ResultStore, StoreError, utc_now
+
+# -- finding and loading folders ---------------------------------------------------------------
+
+_MARKERS = ("report.json", "claims.json", STORE_FILENAME)
+
+
+def is_experiment_folder(folder: Path) -> bool:
+    """Whether ``folder`` was written by ``deepbasis run`` (has a store or a report)."""
+    return any((folder / name).is_file() for name in _MARKERS)
+
+
+def experiment_folders(dirs: Iterable[str | Path]) -> list[Path]:
+    """Experiment folders among ``dirs``: each dir itself, or else its subfolders that are.
+
+    Raises:
+        FileNotFoundError: a dir does not exist.
+        ValueError: a dir holds no experiment results at all.
+    """
+    found: list[Path] = []
+    for d in dirs:
+        d = Path(d)
+        if not d.is_dir():
+            raise FileNotFoundError(f"no such folder: {d}")
+        if is_experiment_folder(d):
+            found.append(d)
+            continue
+        subfolders = sorted(p for p in d.iterdir() if p.is_dir() and is_experiment_folder(p))
+        if not subfolders:
+            raise ValueError(
+                f"{d} holds no experiment results (no {', '.join(_MARKERS)} in it or its "
+                "subfolders); run `deepbasis run ID --out DIR` first"
+            )
+        found += subfolders
+    return found
+
+
+@dataclass
+class ExperimentReport:
+    """The report of one experiment folder, as ``deepbasis run`` wrote it."""
+
+    folder: Path
+    experiment: str
+    title: str = ""
+    paper: str = ""
+    profile: str | None = None
+    description: str = ""
+    claims: list[dict[str, Any]] = field(default_factory=list)
+    markdown: str = ""
+    figures: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> int:
+        return sum(bool(c.get("passed")) for c in self.claims)
+
+
+def load_report(folder: str | Path) -> ExperimentReport | None:
+    """The report in ``folder`` (``report.json``, or an older ``claims.json``), or ``None``."""
+    folder = Path(folder)
+    if (folder / "report.json").is_file():
+        data = json.loads((folder / "report.json").read_text())
+        return ExperimentReport(
+            folder, data["experiment"], data.get("title", ""), data.get("paper", ""),
+            data.get("profile"), data.get("description", ""), list(data.get("claims", [])),
+            data.get("markdown", ""), list(data.get("figures", [])))
+    if (folder / "claims.json").is_file():
+        claims = json.loads((folder / "claims.json").read_text())
+        figures = sorted({c["figure"] for c in claims if c.get("figure")})
+        return ExperimentReport(folder, folder.name, claims=claims, figures=figures)
+    return None
+
+
+# -- status --------------------------------------------------------------------------------------
+
+
+@dataclass
+class ProfileStatus:
+    """Stored versus planned records of one experiment and profile (its latest run's plan)."""
+
+    experiment: str
+    profile: str
+    cells_done: int
+    cells_total: int
+    seeds_done: int
+    seeds_total: int
+    missing: list[tuple[str, tuple[int, ...]]]
+    started_at: str
+    finished_at: str | None
+
+    @property
+    def complete(self) -> bool:
+        return self.seeds_done == self.seeds_total
+
+
+@dataclass
+class FolderStatus:
+    """What one experiment folder holds."""
+
+    folder: Path
+    records: int = 0
+    profiles: list[ProfileStatus] = field(default_factory=list)
+    report: ExperimentReport | None = None
+    error: str | None = None
+
+
+def folder_status(folder: str | Path) -> FolderStatus:
+    """Read one experiment folder's store and report (read-only)."""
+    folder = Path(folder)
+    status = FolderStatus(folder, report=load_report(folder))
+    if not (folder / STORE_FILENAME).is_file():
+        return status
+    try:
+        with ResultStore.in_folder(folder, readonly=True) as store:
+            status.records = store.count()
+            latest = {}
+            for run in store.runs():  # oldest first: the last one per (experiment, profile) wins
+                latest[(run.experiment, run.profile)] = run
+            for (experiment, profile), run in sorted(latest.items()):
+                done = store.done_seeds(experiment)
+                missing = []
+                cells_done = seeds_done = seeds_total = 0
+                for key, seeds in run.plan:
+                    have = done.get(key, set())
+                    lacking = tuple(s for s in seeds if s not in have)
+                    seeds_total += len(seeds)
+                    seeds_done += len(seeds) - len(lacking)
+                    if lacking:
+                        missing.append((key, lacking))
+                    else:
+                        cells_done += 1
+                status.profiles.append(ProfileStatus(
+                    experiment, profile, cells_done, len(run.plan), seeds_done, seeds_total,
+                    missing, run.started_at, run.finished_at))
+    except StoreError as error:
+        status.error = str(error)
+    return status
+
+
+def format_status(statuses: Sequence[FolderStatus], *, max_missing: int = 5,
+                  not_run: Sequence[str] = ()) -> str:
+    """Human-readable status of several folders (what ``deepbasis status`` prints)."""
+    lines: list[str] = []
+    for status in statuses:
+        lines.append(f"{status.folder}  ({status.records} records stored)")
+        if status.error:
+            lines.append(f"  error: {status.error}")
+        if not status.profiles and not status.error:
+            lines.append("  no result store (report files only)")
+        for p in status.profiles:
+            state = "complete" if p.complete else (
+                "unfinished (interrupted, failed or still running)" if p.finished_at is None
+                else "incomplete")
+            lines.append(f"  {p.experiment} [{p.profile}]: cells {p.cells_done}/{p.cells_total}, "
+                         f"seeds {p.seeds_done}/{p.seeds_total}: {state} "
+                         f"(last run started {p.started_at})")
+            for key, seeds in p.missing[:max_missing]:
+                lines.append(f"    missing {key} seeds {list(seeds)}")
+            if len(p.missing) > max_missing:
+                lines.append(f"    ... and {len(p.missing) - max_missing} more cell(s)")
+        report = status.report
+        if report is not None:
+            profile = f", profile {report.profile}" if report.profile else ""
+            lines.append(f"  report{profile}: {report.passed} of {len(report.claims)} claims pass")
+            for c in report.claims:
+                verdict = "PASS" if c.get("passed") else "FAIL"
+                lines.append(f"    [{verdict}] {c.get('claim', '')}  "
+                             f"(ours: {_format_value(c.get('value'))})")
+        elif status.profiles:
+            lines.append("  no report yet (it is written when a run completes)")
+    if not_run:
+        lines.append(f"not run here: {', '.join(not_run)}")
+    return "\n".join(lines)
+
+
+def _format_value(value: Any) -> str:
+    from .runner import format_value
+
+    return format_value(value)
+
+
+# -- the combined markdown document ------------------------------------------------------------
+
+
+def _summary_rows(reports: Sequence[ExperimentReport]) -> list[tuple[ExperimentReport, dict]]:
+    return [(r, c) for r in reports for c in r.claims]
+
+
+def combined_markdown(reports: Sequence[ExperimentReport], out: Path) -> str:
+    """One markdown document over ``reports``; figure links are relative to ``out``'s folder."""
+    total = sum(len(r.claims) for r in reports)
+    passed = sum(r.passed for r in reports)
+    lines = [
+        "# deepbasis reproduction report",
+        "",
+        f"{len(reports)} experiment(s); **{passed} of {total} claims pass.** "
+        f"Generated {utc_now()}.",
+        "",
+        "| experiment | profile | verdict | claim | ours | paper |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r, c in _summary_rows(reports):
+        lines.append(f"| [{r.experiment}](#{_anchor(r.experiment)}) | {r.profile or ''} | "
+                     f"{'PASS' if c.get('passed') else 'FAIL'} | {_cell(c.get('claim'))} | "
+                     f"{_cell(_format_value(c.get('value')))} | {_cell(c.get('paper'))} |")
+    for r in reports:
+        rel = Path(os.path.relpath(r.folder, out.parent))
+        lines += ["", f'<a id="{_anchor(r.experiment)}"></a>', "",
+                  f"## {r.experiment}: {r.title}".rstrip(": "), ""]
+        meta = [f"Paper: {r.paper}." if r.paper else "", f"Profile: `{r.profile}`."
+                if r.profile else "", f"Folder: `{r.folder}`."]
+        lines += [" ".join(m for m in meta if m), ""]
+        if r.description:
+            lines += [r.description, ""]
+        if r.claims:
+            lines += [f"**Claims: {r.passed} of {len(r.claims)} pass.**", "",
+                      "| verdict | claim | ours | paper | figure |", "|---|---|---|---|---|"]
+            for c in r.claims:
+                figure = f"[{c['figure']}]({(rel / c['figure']).as_posix()})" \
+                    if c.get("figure") else ""
+                lines.append(f"| {'PASS' if c.get('passed') else 'FAIL'} | "
+                             f"{_cell(c.get('claim'))} | {_cell(_format_value(c.get('value')))} "
+                             f"| {_cell(c.get('paper'))} | {figure} |")
+        else:
+            lines.append("No claims are evaluated by this experiment (figure only).")
+        if r.markdown:
+            lines += ["", _relink(_demote_headings(r.markdown.strip()), rel)]
+        for figure in r.figures:
+            lines += ["", f"![{figure}]({(rel / figure).as_posix()})"]
+    return "\n".join(lines) + "\n"
+
+
+def _relink(markdown: str, rel: Path) -> str:
+    """Make the relative links of an experiment's markdown work from another folder."""
+    def fix(m: re.Match) -> str:
+        target = m.group(2)
+        if _is_external(target) or target.startswith("#"):
+            return m.group(0)
+        return f"{m.group(1)}]({(rel / target).as_posix()})"
+
+    return re.sub(r"(!?\[[^\]]*)\]\(([^)\s]+)\)", fix, markdown)
+
+
+def _cell(value: Any) -> str:
+    return str(value if value is not None else "").replace("|", "\\|").replace("\n", " ")
+
+
+def _anchor(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def _demote_headings(markdown: str) -> str:
+    """Push an experiment's own headings below its section heading (# → ###)."""
+    return re.sub(r"^(#{1,4}) ", lambda m: "#" * (len(m.group(1)) + 2) + " ", markdown,
+                  flags=re.MULTILINE)
+
+
+# -- the combined HTML document ----------------------------------------------------------------
+
+_CSS = """
+body { font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1b1f24;
+       max-width: 1100px; margin: 2em auto; padding: 0 1.5em; }
+h1 { font-size: 1.8em; border-bottom: 2px solid #d0d7de; padding-bottom: .3em; }
+h2 { font-size: 1.4em; margin-top: 2.2em; border-bottom: 1px solid #d0d7de; }
+table { border-collapse: collapse; margin: .8em 0; font-size: .92em; }
+th, td { border: 1px solid #d0d7de; padding: .3em .6em; text-align: left; vertical-align: top; }
+th { background: #f3f5f7; }
+tr.pass td.verdict { background: #dafbe1; color: #116329; font-weight: 600; }
+tr.fail td.verdict { background: #ffebe9; color: #a40e26; font-weight: 600; }
+.score { font-size: 1.1em; font-weight: 600; }
+.meta { color: #57606a; }
+code { background: #f3f5f7; padding: .1em .3em; border-radius: 4px; font-size: .9em; }
+pre { background: #f3f5f7; padding: .8em; overflow-x: auto; }
+figure { margin: 1.2em 0; }
+figure img { max-width: 100%; border: 1px solid #d0d7de; }
+figcaption { color: #57606a; font-size: .9em; }
+.missing { color: #a40e26; }
+"""
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value if value is not None else ""), quote=True)
+
+
+def _figure_id(report: ExperimentReport, figure: str) -> str:
+    return f"fig-{_anchor(report.experiment)}-{_anchor(figure)}"
+
+
+def _data_uri(path: Path) -> str | None:
+    if not path.is_file():
+        return None
+    kind = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",
+            ".svg": "image/svg+xml", ".gif": "image/gif"}.get(path.suffix.lower())
+    if kind is None:
+        return None
+    return f"data:{kind};base64,{base64.b64encode(path.read_bytes()).decode('ascii')}"
+
+
+def _verdict_row(cells: Sequence[str], passed: bool) -> str:
+    verdict = "PASS" if passed else "FAIL"
+    tds = "".join(f"<td>{c}</td>" for c in cells)
+    return (f'<tr class="{verdict.lower()}"><td class="verdict">{verdict}</td>{tds}</tr>')
+
+
+def combined_html(reports: Sequence[ExperimentReport]) -> str:
+    """One self-contained HTML page over ``reports``: figures embedded, CSS inline, no links out."""
+    total = sum(len(r.claims) for r in reports)
+    passed = sum(r.passed for r in reports)
+    from .. import __version__
+
+    body = [
+        "<h1>deepbasis reproduction report</h1>",
+        f'<p class="score">{len(reports)} experiment(s); {passed} of {total} claims pass.</p>',
+        f'<p class="meta">deepbasis {_e(__version__)}, generated {_e(utc_now())}.</p>',
+        "<table><thead><tr><th>experiment</th><th>title</th><th>profile</th><th>claims pass"
+        "</th></tr></thead><tbody>",
+        *(f'<tr><td><a href="#{_anchor(r.experiment)}">{_e(r.experiment)}</a></td>'
+          f"<td>{_e(r.title)}</td><td>{_e(r.profile)}</td>"
+          f"<td>{r.passed} of {len(r.claims)}</td></tr>" for r in reports),
+        "</tbody></table>",
+        "<h2 id=\"summary\">All claims</h2>",
+        "<table><thead><tr><th>verdict</th><th>experiment</th><th>profile</th><th>claim</th>"
+        "<th>ours</th><th>paper</th></tr></thead><tbody>",
+    ]
+    for r, c in _summary_rows(reports):
+        body.append(_verdict_row([
+            f'<a href="#{_anchor(r.experiment)}">{_e(r.experiment)}</a>', _e(r.profile),
+            _e(c.get("claim")), _e(_format_value(c.get("value"))), _e(c.get("paper"))],
+            bool(c.get("passed"))))
+    body.append("</tbody></table>")
+    for r in reports:
+        body.append(_experiment_html(r))
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+        "<title>deepbasis reproduction report</title>\n"
+        f"<style>{_CSS}</style>\n</head>\n<body>\n" + "\n".join(body) + "\n</body>\n</html>\n"
+    )
+
+
+def _experiment_html(r: ExperimentReport) -> str:
+    parts = [f'<h2 id="{_anchor(r.experiment)}">{_e(r.experiment)}'
+             + (f": {_e(r.title)}" if r.title else "") + "</h2>"]
+    meta = []
+    if r.paper:
+        meta.append(f"Paper: {_e(r.paper)}.")
+    if r.profile:
+        meta.append(f"Profile: <code>{_e(r.profile)}</code>.")
+    meta.append(f"Folder: <code>{_e(r.folder)}</code>.")
+    parts.append(f'<p class="meta">{" ".join(meta)}</p>')
+    if r.description:
+        parts.append(markdown_to_html(r.description))
+    if r.claims:
+        parts.append(f'<p class="score">Claims: {r.passed} of {len(r.claims)} pass.</p>')
+        parts.append("<table><thead><tr><th>verdict</th><th>claim</th><th>ours</th>"
+                     "<th>paper</th><th>figure</th></tr></thead><tbody>")
+        for c in r.claims:
+            figure = c.get("figure")
+            link = (f'<a href="#{_figure_id(r, figure)}">{_e(figure)}</a>' if figure else "")
+            parts.append(_verdict_row([_e(c.get("claim")), _e(_format_value(c.get("value"))),
+                                       _e(c.get("paper")), link], bool(c.get("passed"))))
+        parts.append("</tbody></table>")
+    else:
+        parts.append("<p>No claims are evaluated by this experiment (figure only).</p>")
+    if r.markdown:
+        parts.append(markdown_to_html(
+            _demote_headings(r.markdown.strip()), images=lambda name: _image_html(r, name),
+            links=lambda name: f"#{_figure_id(r, name)}" if name in r.figures else None))
+    for figure in r.figures:
+        parts.append(_image_html(r, figure))
+    return "\n".join(parts)
+
+
+def _image_html(r: ExperimentReport, name: str, alt: str | None = None) -> str:
+    uri = _data_uri(r.folder / name)
+    if uri is None:
+        return f'<p class="missing">figure {_e(name)} is missing from {_e(r.folder)}</p>'
+    return (f'<figure id="{_figure_id(r, name)}"><img src="{uri}" alt="{_e(alt or name)}">'
+            f"<figcaption>{_e(name)}</figcaption></figure>")
+
+
+# -- a small markdown → HTML converter ----------------------------------------------------------
+
+_TABLE_RULE = re.compile(r"^\|?\s*:?-+:?\s*(\|\s*:?-+:?\s*)*\|?\s*$")
+
+
+def markdown_to_html(text: str, *, images: Any = None, links: Any = None) -> str:
+    """Convert the markdown subset experiments write into HTML.
+
+    Handles headings, paragraphs, ``-``/``*``/``1.`` lists, fenced code, GitHub tables, and
+    inline code, ``**bold**``, ``*italic*``, links and images. Links and images never point
+    outside the document: an image of a local figure is embedded (via ``images(name)``), an
+    external link is shown as text followed by its address.
+
+    Args:
+        text: the markdown.
+        images: callable ``name -> html`` for ``![alt](name)`` (default: alt text only).
+        links: callable ``name -> "#anchor" | None`` for ``[text](name)`` to a local file
+            (default: the text only).
+    """
+    lines = text.splitlines()
+    out: list[str] = []
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        stripped = line.strip()
+        if not stripped:
+            i += 1
+        elif stripped.startswith("```"):
+            block = []
+            i += 1
+            while i < len(lines) and not lines[i].strip().startswith("```"):
+                block.append(lines[i])
+                i += 1
+            i += 1
+            out.append(f"<pre><code>{_e(chr(10).join(block))}</code></pre>")
+        elif re.match(r"#{1,6} ", stripped):
+            level = len(stripped) - len(stripped.lstrip("#"))
+            heading = _inline(stripped[level:].strip(), images, links)
+            out.append(f"<h{level}>{heading}</h{level}>")
+            i += 1
+        elif (stripped.startswith("|") and i + 1 < len(lines)
+              and _TABLE_RULE.match(lines[i + 1].strip())):
+            header = _table_cells(stripped)
+            rows = []
+            i += 2
+            while i < len(lines) and lines[i].strip().startswith("|"):
+                rows.append(_table_cells(lines[i].strip()))
+                i += 1
+            head = "".join(f"<th>{_inline(c, images, links)}</th>" for c in header)
+            trs = "".join("<tr>" + "".join(f"<td>{_inline(c, images, links)}</td>" for c in row)
+                          + "</tr>" for row in rows)
+            out.append(f"<table><thead><tr>{head}</tr></thead><tbody>{trs}</tbody></table>")
+        elif re.match(r"([-*+]|\d+\.) ", stripped):
+            ordered = stripped[0].isdigit()
+            items = []
+            while i < len(lines) and re.match(r"\s*([-*+]|\d+\.) ", lines[i]):
+                items.append(re.sub(r"^\s*([-*+]|\d+\.) ", "", lines[i]))
+                i += 1
+                while (i < len(lines) and lines[i].startswith("  ") and lines[i].strip()
+                       and not re.match(r"\s*([-*+]|\d+\.) ", lines[i])):
+                    items[-1] += " " + lines[i].strip()
+                    i += 1
+            tag = "ol" if ordered else "ul"
+            lis = "".join(f"<li>{_inline(item, images, links)}</li>" for item in items)
+            out.append(f"<{tag}>{lis}</{tag}>")
+        else:
+            paragraph = []
+            while i < len(lines) and lines[i].strip() and not _starts_block(lines, i):
+                paragraph.append(lines[i].strip())
+                i += 1
+            if not paragraph:  # a lone line that looked like a block start but was not one
+                paragraph.append(stripped)
+                i += 1
+            out.append(f"<p>{_inline(' '.join(paragraph), images, links)}</p>")
+    return "\n".join(out)
+
+
+def _starts_block(lines: list[str], i: int) -> bool:
+    s = lines[i].strip()
+    return bool(s.startswith("```") or re.match(r"#{1,6} ", s) or re.match(r"([-*+]|\d+\.) ", s)
+                or (s.startswith("|") and i + 1 < len(lines)
+                    and _TABLE_RULE.match(lines[i + 1].strip())))
+
+
+def _table_cells(row: str) -> list[str]:
+    row = row.strip()
+    if row.startswith("|"):
+        row = row[1:]
+    if row.endswith("|") and not row.endswith("\\|"):
+        row = row[:-1]
+    return [c.strip().replace("\\|", "|") for c in re.split(r"(?<!\\)\|", row)]
+
+
+def _inline(text: str, images: Any, links: Any = None) -> str:
+    # Code spans first, so that nothing inside them is formatted.
+    pieces = re.split(r"(`[^`]+`)", text)
+    out = []
+    for piece in pieces:
+        if len(piece) >= 2 and piece.startswith("`") and piece.endswith("`"):
+            out.append(f"<code>{_e(piece[1:-1])}</code>")
+        else:
+            out.append(_inline_plain(piece, images, links))
+    return "".join(out)
+
+
+def _inline_plain(text: str, images: Any, links: Any = None) -> str:
+    tokens: list[str] = []
+
+    def keep(html_text: str) -> str:
+        tokens.append(html_text)
+        return f"\x00{len(tokens) - 1}\x00"
+
+    def image(m: re.Match) -> str:
+        alt, target = m.group(1), m.group(2)
+        if images is not None and not _is_external(target):
+            return keep(images(target))
+        return keep(_e(alt or target))
+
+    def link(m: re.Match) -> str:
+        label, target = m.group(1), m.group(2)
+        if target.startswith("#"):
+            return keep(f'<a href="{_e(target)}">{_e(label)}</a>')
+        if _is_external(target):
+            # No links out of the document: show where it points instead.
+            return keep(f"{_e(label)} (<code>{_e(target)}</code>)")
+        anchor = links(target) if links is not None else None
+        return keep(f'<a href="{_e(anchor)}">{_e(label)}</a>' if anchor else _e(label))
+
+    text = re.sub(r"!\[([^\]]*)\]\(([^)\s]+)\)", image, text)
+    text = re.sub(r"\[([^\]]+)\]\(([^)\s]+)\)", link, text)
+    text = _e(text)
+    text = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", text)
+    text = re.sub(r"(?<![\w*])\*(?!\s)(.+?)(?<!\s)\*(?![\w*])", r"<em>\1</em>", text)
+    return re.sub("\x00(\\d+)\x00", lambda m: tokens[int(m.group(1))], text)
+
+
+def _is_external(target: str) -> bool:
+    return bool(re.match(r"[a-zA-Z][a-zA-Z0-9+.-]*:", target)) or target.startswith("//")
+
+
+# -- writing ------------------------------------------------------------------------------------
+
+
+def write_combined_report(dirs: Sequence[str | Path], out: str | Path | None = None, *,
+                          html: bool = False) -> Path:
+    """Write one report over every experiment in ``dirs``; returns the file written.
+
+    Args:
+        dirs: experiment folders, or folders holding one subfolder per experiment.
+        out: the file to write; defaults to ``index.md`` (or ``index.html``) in ``dirs[0]``.
+        html: write a self-contained HTML page instead of markdown.
+
+    Raises:
+        FileNotFoundError, ValueError: a folder is missing or holds no results.
+    """
+    folders = experiment_folders(dirs)
+    reports = []
+    for folder in folders:
+        report = load_report(folder)
+        if report is None:
+            # A store without a report: an interrupted first run. Show it, claimless.
+            report = ExperimentReport(folder, folder.name,
+                                      description="No report yet: the run has not completed "
+                                                  "(see `deepbasis status`).")
+        reports.append(report)
+    path = Path(out) if out is not None else Path(dirs[0]) / ("index.html" if html else "index.md")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = combined_html(reports) if html else combined_markdown(reports, path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def unrun_experiments(dirs: Sequence[str | Path],
+                      registry: Mapping[str, Any] | None = None) -> list[str]:
+    """Registered experiments with no folder under any of the results roots in ``dirs``."""
+    roots = [Path(d) for d in dirs if Path(d).is_dir() and not is_experiment_folder(Path(d))]
+    if not roots:
+        return []
+    if registry is None:
+        from . import registry as _registry
+
+        registry = _registry()
+    present = {p.name for root in roots for p in root.iterdir() if p.is_dir()}
+    return [eid for eid in registry if eid not in present]
+
+
+__all__ = [
+    "ExperimentReport",
+    "FolderStatus",
+    "ProfileStatus",
+    "combined_html",
+    "combined_markdown",
+    "experiment_folders",
+    "folder_status",
+    "format_status",
+    "load_report",
+    "markdown_to_html",
+    "unrun_experiments",
+    "write_combined_report",
+]

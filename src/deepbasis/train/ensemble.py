@@ -1,0 +1,318 @@
+r"""Ensembles: E independently seeded members trained as one batched computation.
+
+The papers report means over 10–16 seeds per curve. Training them one after another repeats
+small, overhead-bound operations E times; here the E members' parameters are stacked into
+``(E, …)`` tensors (``torch.func.stack_module_state``) and every iteration makes one batched
+forward pass (``torch.func.vmap`` over ``torch.func.functional_call``), one batched
+least-squares solve (the batch dimensions of :func:`deepbasis.train.fit.solve_head`), one
+backward pass of the summed loss and one optimizer step on the stacked tensors.
+
+**Why vmap + functional_call rather than hand-written bmm.** The trainer accepts any basis
+network and any problem (``rows(model)``), including physics-informed problems whose rows are
+derivatives of the network (:mod:`deepbasis.train.operators`, built on ``torch.func.jvp``, which
+composes with vmap). vmap turns the single-member code into batched matrix products without a
+second, architecture-specific implementation; only the forward pass is vmapped, and autograd
+then runs on the batched operations directly.
+
+**Each member gets what a separate run gives.** Members do not interact: the summed loss has a
+block-diagonal gradient, the LS solves are per matrix, and every optimizer offered is
+elementwise (Adam's moments, SGD's momentum), so a stacked step is E separate steps. In float64
+on the CPU each member's losses and parameters equal those of ``fit(make_model(seed), …)`` up to
+rounding in the batched kernels (the batched matmuls and the vmapped bias additions round
+differently from ``addmm``). How far that rounding grows depends on the training run, as it
+would between two machines: tests find 1e-10 agreement over 20 steps of small networks, except
+LSGD with Adam, where Adam normalizes exactly-zero hidden gradients (whose computed values are
+rounding noise) and members differ from separate runs by up to ~1e-5 in the loss; and LSGD at
+width 32, depth 4 moves O(1) away within tens of steps when x is moved by one ulp, so batched
+and separate runs differ as much there (``benchmarks/bench_ensemble.py`` prints both).
+
+**A member whose loss goes non-finite is frozen**, not the whole ensemble: it is restored to
+its last finite state exactly as :func:`deepbasis.fit` restores a single model (snapshot and
+replay), its history ends with the non-finite loss, ``result.failed`` maps its index to the
+step, and the other members carry on unchanged. Members that reach ``target_loss`` or whose
+callback returns ``True`` are frozen the same way; the loop ends when every member has stopped.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .._checks import GeneratorLike
+from .fit import (
+    Callback,
+    Metric,
+    _check_model_finite,
+    _check_settings,
+    _Engine,
+    _model_settings,
+    _train,
+    as_problem,
+    make_history,
+    make_optimizer,
+    solve_head,
+)
+from .history import History
+from .lstsq import _head_of
+from .problem import Problem, problem_loss
+
+
+@dataclass
+class EnsembleResult:
+    """The trained members of :func:`fit_ensemble`, in the order of ``seeds``.
+
+    Attributes:
+        models: the fitted models (each ``make_model(seed)``, trained in place).
+        histories: one :class:`History` per member.
+        seeds: the seeds the members were built from.
+        failed: member index → step at which its loss became non-finite (that member is at
+            its last finite state, the step before).
+        losses: ``(E, steps + 1)`` array of every member's loss curve, NaN after a member
+            stopped (a failed member's non-finite loss is kept at its step).
+    """
+
+    models: list[nn.Module]
+    histories: list[History]
+    seeds: list[int]
+    failed: dict[int, int] = field(default_factory=dict)
+    losses: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+
+
+def fit_ensemble(
+    make_model: Callable[[int], nn.Module],
+    x: torch.Tensor | Problem,
+    y: torch.Tensor | None = None,
+    *,
+    seeds: Sequence[int],
+    method: str = "lsgd",
+    steps: int = 1000,
+    lr: float = 5e-3,
+    optimizer: str = "adam",
+    optimizer_options: Mapping[str, Any] | None = None,
+    generator: GeneratorLike = None,
+    callbacks: Sequence[Callback] = (),
+    progress: bool = True,
+    target_loss: float | None = None,
+    lstsq_method: str = "auto",
+    rcond: float | None = None,
+    ridge: float = 0.0,
+    metrics: Mapping[str, Metric] | None = None,
+    metric_every: int = 1,
+    check_every: int | None = None,
+) -> EnsembleResult:
+    """Train ``make_model(seed)`` for every seed as one batched computation.
+
+    Every keyword has the meaning it has in :func:`deepbasis.fit`, applied to each member, and
+    each member ends as a separate ``fit(make_model(seed), x, y, ...)`` would leave it (see the
+    module docstring for what "exactly" means and for non-finite losses, which freeze the
+    member instead of raising). Callbacks and metrics receive each member's own model; a
+    callback may change it (the change is copied back into the batch).
+
+    Args:
+        make_model: ``seed -> initialized basis network``; all members must have the same
+            architecture, dtype and device.
+        x, y: inputs and targets, or a problem (then ``y`` is omitted), as for ``fit``.
+        seeds: one seed per member (at least one).
+
+    Returns:
+        :class:`EnsembleResult` with ``models``, ``histories``, ``losses`` and ``failed``.
+
+    Examples:
+        >>> import math, torch
+        >>> from deepbasis import MLP, fit_ensemble, init
+        >>> x = torch.linspace(0, 1, 64, dtype=torch.float64)[:, None]
+        >>> make = lambda seed: init.box_(MLP(1, 8, 2, dtype=torch.float64), generator=seed)
+        >>> result = fit_ensemble(make, x, torch.sin(2 * math.pi * x), seeds=[0, 1, 2],
+        ...                       steps=20, progress=False)
+        >>> result.losses.shape
+        (3, 21)
+    """
+    settings = _check_settings(method=method, steps=steps, lr=lr, optimizer=optimizer,
+                               generator=generator, callbacks=callbacks, target_loss=target_loss,
+                               lstsq_method=lstsq_method, rcond=rcond, ridge=ridge,
+                               metrics=metrics, metric_every=metric_every,
+                               check_every=check_every, optimizer_options=optimizer_options)
+    if not callable(make_model):
+        raise TypeError(f"make_model must be a callable seed -> model, got {make_model!r}")
+    seeds = _check_seeds(seeds)
+    models = [make_model(seed) for seed in seeds]
+    _check_members(models)
+    problem = as_problem(models[0], x, y)
+    engine = _EnsembleEngine(models, problem, method, optimizer, float(lr), optimizer_options,
+                             lstsq_method, rcond, ridge)
+    check = check_every or (1 if engine.device.type == "cpu" else 50)
+    settings.update(_model_settings(models[0], _head_of(models[0]), problem))
+    settings["ensemble"] = len(models)
+    outcomes, times = _train(engine, steps=steps, target_loss=target_loss,
+                             callbacks=tuple(callbacks), metrics=dict(metrics or {}),
+                             metric_every=metric_every, check_every=check, progress=progress,
+                             desc=f"{method.upper()} ×{len(models)}")
+    histories = []
+    for seed, outcome in zip(seeds, outcomes, strict=True):
+        histories.append(make_history(outcome, times, method, {**settings, "seed": seed}))
+    losses = np.full((len(models), steps + 1), np.nan)
+    for e, history in enumerate(histories):
+        losses[e, :len(history.loss)] = history.loss
+    failed = {e: o.failed_step for e, o in enumerate(outcomes) if o.failed_step is not None}
+    return EnsembleResult(models=models, histories=histories, seeds=seeds, failed=failed,
+                          losses=losses)
+
+
+def _check_seeds(seeds) -> list[int]:
+    if isinstance(seeds, (int, str)) or not isinstance(seeds, Sequence):
+        raise TypeError(f"seeds must be a sequence of ints, got {seeds!r}")
+    if len(seeds) == 0:
+        raise ValueError("seeds is empty; an ensemble needs at least one member")
+    if not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) for s in seeds):
+        raise TypeError(f"seeds must be ints, got {list(seeds)!r}")
+    return [int(s) for s in seeds]
+
+
+def _check_members(models: list[nn.Module]) -> None:
+    first = models[0]
+    if not isinstance(first, nn.Module):
+        raise TypeError(f"make_model must return an nn.Module, got {type(first).__name__}")
+    signature = _signature(first)
+    for e, model in enumerate(models):
+        _head_of(model)
+        if _signature(model) != signature:
+            raise ValueError(
+                f"member {e} does not have the architecture of member 0 (parameter names, "
+                "shapes, dtypes and devices must match); make_model must build the same "
+                "network for every seed")
+        _check_model_finite(model)
+
+
+def _signature(model: nn.Module) -> list[tuple]:
+    return [(name, tuple(t.shape), t.dtype, t.device, t.requires_grad)
+            for name, t in [*model.named_parameters(), *model.named_buffers()]]
+
+
+class _RowsOf(nn.Module):
+    """``problem.rows(model)`` as a module call, so functional_call can swap the parameters."""
+
+    def __init__(self, model: nn.Module, problem: Problem) -> None:
+        super().__init__()
+        self.model = model
+        object.__setattr__(self, "problem", problem)  # not a submodule, even if it is a Module
+
+    def forward(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.problem.rows(self.model)
+
+
+class _EnsembleEngine(_Engine):
+    def __init__(self, models, problem, method, optimizer, lr, optimizer_options, lstsq_method,
+                 rcond, ridge) -> None:
+        self.models = models
+        self.n_members = len(models)
+        head = _head_of(models[0])
+        self.device = head.weight.device
+        self.lsgd = method == "lsgd"
+        self.width = head.in_features
+        self.solve = dict(method=lstsq_method, rcond=rcond, ridge=ridge)
+        names = {id(p): name for name, p in models[0].named_parameters()}
+        self.head_weight = "model." + names[id(head.weight)]
+        self.head_bias = "model." + names[id(head.bias)] if head.bias is not None else None
+        params, buffers = torch.func.stack_module_state(models)  # name -> (E, ...)
+        self.params = {"model." + k: v for k, v in params.items()}
+        self.buffers = {"model." + k: v for k, v in buffers.items()}
+        skeleton = _RowsOf(copy.deepcopy(models[0]), problem)
+
+        def rows(p, b):
+            return torch.func.functional_call(skeleton, {**p, **b}, ())
+
+        self._rows = torch.func.vmap(rows, in_dims=(0, 0), randomness="error")
+        head_names = {self.head_weight, self.head_bias}
+        self.trained = [t for name, t in self.params.items() if t.requires_grad
+                        and (not self.lsgd or name not in head_names)]
+        if not self.trained:
+            raise ValueError("the members have no trainable hidden parameters; for a "
+                             "least-squares fit of the head alone use deepbasis.fit_head_")
+        self.optimizer = make_optimizer(optimizer, self.trained, lr, optimizer_options)
+        self.frozen: dict[int, dict[str, torch.Tensor]] = {}
+        self.theta: torch.Tensor | None = None
+        self.member_params = [dict(m.named_parameters()) for m in models]
+
+    def forward(self) -> torch.Tensor:
+        A, b = self._rows(self.params, self.buffers)  # (E, N, w + 1), (E, N, m)
+        weight = self.params[self.head_weight]  # (E, m, w)
+        bias = self.params[self.head_bias] if self.head_bias else None  # (E, m)
+        if self.lsgd:
+            theta = solve_head(A.detach(), b, **self.solve)  # (E, w + 1, m)
+            self.theta = theta  # written into the heads when needed, as in fit
+        else:
+            theta = weight.mT  # (E, w, m)
+            if bias is not None:
+                theta = torch.cat([theta, bias[:, None, :]], dim=1)  # (E, w + 1, m)
+        return problem_loss(A, b, theta)  # (E,)
+
+    @torch.no_grad()
+    def _write_heads(self) -> None:
+        if self.theta is not None:
+            self.params[self.head_weight].copy_(self.theta[:, :self.width].mT)
+            if self.head_bias is not None:
+                self.params[self.head_bias].copy_(self.theta[:, self.width])
+            self.theta = None
+            self._apply_frozen()
+
+    def backward(self, loss: torch.Tensor) -> None:
+        loss.sum().backward()  # members are independent: block-diagonal gradient
+
+    def step(self) -> None:
+        self.optimizer.step()
+        for t in self.trained:
+            t.grad = None
+        self._apply_frozen()
+
+    @torch.no_grad()
+    def _apply_frozen(self) -> None:
+        for e, state in self.frozen.items():
+            for name, value in state.items():
+                self.params[name][e] = value
+
+    def freeze(self, member: int) -> None:
+        self._write_heads()
+        self.frozen[member] = {name: t[member].detach().clone()
+                               for name, t in self.params.items()}
+
+    def snapshot(self):
+        self._write_heads()
+        params = {name: t.detach().clone() for name, t in self.params.items()}
+        return params, copy.deepcopy(self.optimizer.state_dict())
+
+    def restore(self, state) -> None:
+        params, optimizer_state = state
+        self.theta = None
+        with torch.no_grad():
+            for name, saved in params.items():
+                self.params[name].copy_(saved)
+        self.optimizer.load_state_dict(copy.deepcopy(optimizer_state))
+        self.optimizer.zero_grad(set_to_none=True)
+        self._apply_frozen()
+
+    @torch.no_grad()
+    def member_model(self, member: int) -> nn.Module:
+        self._write_heads()
+        for name, p in self.member_params[member].items():
+            p.copy_(self.params["model." + name][member])
+        return self.models[member]
+
+    @torch.no_grad()
+    def write_back(self, member: int) -> None:
+        for name, p in self.member_params[member].items():
+            self.params["model." + name][member] = p
+
+    @torch.no_grad()
+    def finish(self) -> None:
+        self._write_heads()
+        for e in range(self.n_members):
+            state = self.frozen.get(e)
+            for name, p in self.member_params[e].items():
+                key = "model." + name
+                p.copy_(state[key] if state is not None else self.params[key][e])
