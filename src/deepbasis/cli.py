@@ -89,6 +89,10 @@ def run(
     if result.reused:
         typer.echo(f"resumed: {result.reused} record(s) were already stored, "
                    f"{result.computed} computed now")
+    # The experiment's own tables (our numbers), then every claim with its verdict.
+    tables = [line for line in result.report.markdown.splitlines() if line.startswith("|")]
+    if tables:
+        typer.echo("\n".join(tables) + "\n")
     claims = result.report.claims
     for claim in claims:
         verdict = "PASS" if claim.passed else "FAIL"
