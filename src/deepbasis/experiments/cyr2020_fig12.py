@@ -28,12 +28,13 @@ import torch
 from ..init import initialize_
 from ..nn import MLP
 from ..problems.transport import exact_solution, grid_points, solution_errors, transport_problem
-from ._cyr2020_common import band
+from ._cyr2020_common import MAX_CURVE_POINTS, band
+from ._cyr2020_common import subsample as _subsample
 from .plotting import COLORS, markdown_table, new_figure, save_figure
 from .spec import Cell, Claim, Experiment, Report
 
 #: Longest stored loss curve (every k-th step plus the last): a record stays a few kB.
-MAX_CURVE_POINTS = 501
+
 
 _PAPER = {"velocity": "constant", "n": 101, "epsilon": 1.0, "width": 32, "depth": 1,
           "residual": True, "activation": "relu", "init": "box", "optimizer": "adam",
@@ -77,14 +78,10 @@ def problem_of(settings: Mapping[str, Any]):
 
 
 def subsample(curve: Sequence[float], max_points: int = MAX_CURVE_POINTS
-              ) -> tuple[list[int], list[float]]:
-    """Every k-th entry of ``curve`` plus the last, with k the smallest giving ≤ max_points."""
-    n = len(curve)
-    every = max(1, math.ceil((n - 1) / (max_points - 1))) if n > 1 else 1
-    steps = list(range(0, n, every))
-    if steps[-1] != n - 1:
-        steps.append(n - 1)
-    return steps, [_finite(curve[k]) for k in steps]
+              ) -> tuple[list[int], list[float | None]]:
+    """The shared curve subsampling, with non-finite values stored as None (valid JSON)."""
+    steps, values = _subsample(curve, max_points)
+    return steps, [_finite(v) for v in values]
 
 
 def _finite(value: float) -> float | None:
