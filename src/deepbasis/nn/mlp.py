@@ -111,9 +111,10 @@ class MLP(nn.Module):
     def hidden_states(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Outputs of every hidden layer, ``[h_1, …, h_L]``, each ``(N, width)``."""
         self._check_shape(x)
-        h = self.activation(self.layers[0](self.normalize(x)))  # (N, w)
+        layers = iter(self.layers)  # not self.layers[1:]: slicing builds a ModuleList per call
+        h = self.activation(next(layers)(self.normalize(x)))  # (N, w)
         states = [h]
-        for layer in self.layers[1:]:
+        for layer in layers:
             z = self.activation(layer(h))  # (N, w)
             h = h + z if self.residual else z
             states.append(h)
@@ -122,8 +123,9 @@ class MLP(nn.Module):
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Basis functions Φ(x), shape ``(N, width)``."""
         self._check_shape(x)
-        h = self.activation(self.layers[0](self.normalize(x)))  # (N, w)
-        for layer in self.layers[1:]:
+        layers = iter(self.layers)  # not self.layers[1:]: slicing builds a ModuleList per call
+        h = self.activation(next(layers)(self.normalize(x)))  # (N, w)
+        for layer in layers:
             z = self.activation(layer(h))  # (N, w)
             h = h + z if self.residual else z
         return h
