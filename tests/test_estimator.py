@@ -46,6 +46,14 @@ def _data(seed: int, n: int = 120, d: int = 1, outputs: int = 1):
     return X, (y[:, 0] if outputs == 1 else y)
 
 
+def _assert_head_is_least_squares(regressor: BasisRegressor, X, y, seed: int) -> None:
+    """Predictions equal numpy.linalg.lstsq's fit of y on the fitted basis (in y's units)."""
+    A = _features(regressor, X)
+    reference = A @ np.linalg.lstsq(A, y, rcond=None)[0]
+    np.testing.assert_allclose(regressor.predict(X), reference, rtol=1e-9, atol=1e-9,
+                               err_msg=f"seed={seed}")
+
+
 def _features(regressor: BasisRegressor, X: np.ndarray) -> np.ndarray:
     model = regressor.model_
     with torch.no_grad():
@@ -60,10 +68,7 @@ def test_head_is_the_least_squares_solution_in_the_units_of_y(seed):
     X, y = _data(seed, outputs=2)
     y = 40.0 + 7.0 * y
     regressor = BasisRegressor(width=12, depth=3, steps=30, random_state=seed).fit(X, y)
-    A = _features(regressor, X)
-    reference = A @ np.linalg.lstsq(A, y, rcond=None)[0]
-    np.testing.assert_allclose(regressor.predict(X), reference, rtol=1e-9, atol=1e-9,
-                               err_msg=f"seed={seed}")
+    _assert_head_is_least_squares(regressor, X, y, seed)
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -221,10 +226,7 @@ def test_ensemble_keeps_the_best_member_on_held_out_rows(seed):
     assert regressor.best_member_ == int(np.argmin(regressor.validation_mse_)), f"seed={seed}"
     assert len(set(regressor.seeds_)) == 3
     # The kept member's head is re-solved by least squares on every row.
-    A = _features(regressor, X)
-    reference = A @ np.linalg.lstsq(A, y, rcond=None)[0]
-    np.testing.assert_allclose(regressor.predict(X), reference, rtol=1e-9, atol=1e-9,
-                               err_msg=f"seed={seed}")
+    _assert_head_is_least_squares(regressor, X, y, seed)
 
 
 @pytest.mark.parametrize("seed", SEEDS)
