@@ -3,8 +3,9 @@
 Default: E = 16, plain ReLU width 32, depth 4, Box initialization, sin(2πx) on 256 points,
 float64, LSGD with Adam (lr 5e-3). The batched run (deepbasis.fit_ensemble) and the loop of
 deepbasis.fit runs are timed alternately; medians are compared. Also prints how far the batched
-members' losses are from the loop's (rounding in the batched kernels; see
-deepbasis.train.ensemble). Never fails on timing.
+members' losses are from the loop's (zero for MLPs, whose members are bit-identical to separate
+runs; see deepbasis.train.ensemble) beside how far one ulp in x moves a run. Never fails on
+timing.
 
     python benchmarks/bench_ensemble.py [--quick] [--device cuda]
 """
@@ -95,7 +96,8 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"  speed-up batched vs loop: {t_loop / t_batched:.2f}x (target ≥ 4x on the 2-core CPU)")
     print(f"  largest relative loss difference over {steps} steps, batched vs loop: {rel:.1e}; "
           f"loop vs the loop with x moved by one ulp: {rel_ulp:.1e} (the training dynamics "
-          "amplify rounding differences; see deepbasis.train.ensemble)")
+          "amplify rounding differences, so only bit-identical members agree; see "
+          "deepbasis.train.ensemble)")
     return {"batched": t_batched, "loop": t_loop, "speedup": t_loop / t_batched,
             "max_rel_loss_diff": float(rel), "max_rel_loss_diff_one_ulp": float(rel_ulp),
             "steps": steps, "members": args.members}

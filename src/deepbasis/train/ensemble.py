@@ -1,30 +1,27 @@
 r"""Ensembles: E independently seeded members trained as one batched computation.
 
 The papers report means over 10–16 seeds per curve. Training them one after another repeats
-small, overhead-bound operations E times; here the E members' parameters are stacked into
-``(E, …)`` tensors (``torch.func.stack_module_state``) and every iteration makes one batched
-forward pass (``torch.func.vmap`` over ``torch.func.functional_call``), one batched
-least-squares solve (the batch dimensions of :func:`deepbasis.train.fit.solve_head`), one
-backward pass of the summed loss and one optimizer step on the stacked tensors.
+small, overhead-bound operations E times; here every iteration makes one batched forward pass,
+one batched least-squares solve (the batch dimensions of :func:`deepbasis.train.fit.solve_head`),
+one backward pass of the summed loss and one optimizer step for all members.
 
-**Why vmap + functional_call rather than hand-written bmm.** The trainer accepts any basis
-network and any problem (``rows(model)``), including physics-informed problems whose rows are
-derivatives of the network (:mod:`deepbasis.train.operators`, built on ``torch.func.jvp``, which
-composes with vmap). vmap turns the single-member code into batched matrix products without a
-second, architecture-specific implementation; only the forward pass is vmapped, and autograd
-then runs on the batched operations directly.
+**Two engines.** :class:`~deepbasis.MLP` regressions (what the experiments train) take the
+stacked fast path of :mod:`deepbasis.train.stacked`, which :func:`deepbasis.fit` uses as well,
+with one member. Any other basis network or problem (e.g. the physics-informed
+:class:`~deepbasis.train.LinearProblem`) takes a generic engine: the parameters are stacked
+into ``(E, …)`` tensors (``torch.func.stack_module_state``) and ``problem.rows`` is vmapped
+over them with ``torch.func.functional_call``; autograd then runs on the batched operations.
 
 **Each member gets what a separate run gives.** Members do not interact: the summed loss has a
 block-diagonal gradient, the LS solves are per matrix, and every optimizer offered is
-elementwise (Adam's moments, SGD's momentum), so a stacked step is E separate steps. In float64
-on the CPU each member's losses and parameters equal those of ``fit(make_model(seed), …)`` up to
-rounding in the batched kernels (the batched matmuls and the vmapped bias additions round
-differently from ``addmm``). How far that rounding grows depends on the training run, as it
-would between two machines: tests find 1e-10 agreement over 20 steps of small networks, except
-LSGD with Adam, where Adam normalizes exactly-zero hidden gradients (whose computed values are
-rounding noise) and members differ from separate runs by up to ~1e-5 in the loss; and LSGD at
-width 32, depth 4 moves O(1) away within tens of steps when x is moved by one ulp, so batched
-and separate runs differ as much there (``benchmarks/bench_ensemble.py`` prints both).
+elementwise, so a batched step is E separate steps. On the fast path it is so bit for bit:
+every kernel gives member e the same bits whatever E is, so a member's losses and parameters
+*equal* those of ``fit(make_model(seed), …)`` (tested over activations, depths, input and
+output dimensions, optimizers and 1–2 threads). That matters because LSGD with Adam amplifies
+rounding: a separate run with x moved by one ulp ends O(1) away within tens of steps
+(``benchmarks/bench_ensemble.py`` prints both). The generic engine's vmapped kernels round
+differently from a separate run's, so there members agree only up to that rounding and what
+the training run makes of it (tests: 1e-10 for GD; up to ~1e-9 in the loss for LSGD with SGD).
 
 **A member whose loss goes non-finite is frozen**, not the whole ensemble: it is restored to
 its last finite state exactly as :func:`deepbasis.fit` restores a single model (snapshot and
@@ -61,6 +58,7 @@ from .fit import (
 from .history import History
 from .lstsq import _head_of
 from .problem import Problem, problem_loss
+from .stacked import StackedMLPEngine, stackable
 
 
 @dataclass
@@ -109,10 +107,11 @@ def fit_ensemble(
     """Train ``make_model(seed)`` for every seed as one batched computation.
 
     Every keyword has the meaning it has in :func:`deepbasis.fit`, applied to each member, and
-    each member ends as a separate ``fit(make_model(seed), x, y, ...)`` would leave it (see the
-    module docstring for what "exactly" means and for non-finite losses, which freeze the
-    member instead of raising). Callbacks and metrics receive each member's own model; a
-    callback may change it (the change is copied back into the batch).
+    each member ends exactly as a separate ``fit(make_model(seed), x, y, ...)`` would leave it
+    (bit for bit for :class:`~deepbasis.MLP` regressions; see the module docstring, also for
+    non-finite losses, which freeze the member instead of raising). Callbacks and metrics
+    receive each member's own model; a callback may change it (the change is copied back into
+    the batch).
 
     Args:
         make_model: ``seed -> initialized basis network``; all members must have the same
@@ -144,8 +143,9 @@ def fit_ensemble(
     models = [make_model(seed) for seed in seeds]
     _check_members(models)
     problem = as_problem(models[0], x, y)
-    engine = _EnsembleEngine(models, problem, method, optimizer, float(lr), optimizer_options,
-                             lstsq_method, rcond, ridge)
+    engine_type = StackedMLPEngine if stackable(models[0], problem) else _EnsembleEngine
+    engine = engine_type(models, problem, method, optimizer, float(lr), optimizer_options,
+                         lstsq_method, rcond, ridge)
     check = check_every or (1 if engine.device.type == "cpu" else 50)
     settings.update(_model_settings(models[0], _head_of(models[0]), problem))
     settings["ensemble"] = len(models)

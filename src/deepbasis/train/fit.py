@@ -640,8 +640,15 @@ def fit(
     head = _head_of(model)
     _check_model_finite(model)
     problem = as_problem(model, x, y)
-    engine = _SingleEngine(model, problem, method, optimizer, float(lr), optimizer_options,
-                           lstsq_method, rcond, ridge)
+    from .stacked import StackedMLPEngine, stackable  # imports this module
+
+    engine_type = StackedMLPEngine if stackable(model, problem) else None
+    if engine_type is not None:  # the MLP fast path, one member (see deepbasis.train.stacked)
+        engine = engine_type([model], problem, method, optimizer, float(lr), optimizer_options,
+                             lstsq_method, rcond, ridge)
+    else:
+        engine = _SingleEngine(model, problem, method, optimizer, float(lr), optimizer_options,
+                               lstsq_method, rcond, ridge)
     check = check_every or (1 if engine.device.type == "cpu" else 50)
     settings.update(_model_settings(model, head, problem))
     outcomes, times = _train(engine, steps=steps, target_loss=target_loss,
