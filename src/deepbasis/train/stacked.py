@@ -69,6 +69,11 @@ def stackable(model: nn.Module, problem: object) -> bool:
                      for kind in ("weight", "bias")}
 
 
+def _t(tensor: torch.Tensor, batched: bool = False) -> torch.Tensor:
+    """A weight transposed (a view), a bias unchanged."""
+    return tensor.mT if tensor.ndim == 2 + batched else tensor
+
+
 class StackedMLPEngine(_Engine):
     """E :class:`MLP` members on one :class:`Regression`, trained together."""
 
@@ -90,12 +95,15 @@ class StackedMLPEngine(_Engine):
         # rest (the LSGD head, anything with requires_grad=False) are (E, ...) tensors.
         trained_ids = {id(p) for p in _trained_parameters(first, first.head, method)}
         self.trained_names = [n for n, p in first.named_parameters() if id(p) in trained_ids]
-        self.shapes = [tuple(first.get_parameter(n).shape) for n in self.trained_names]
+        # Weights are stored transposed, (in, out), as the products use them: the gradient then
+        # arrives in the storage's layout (no transposing copy per layer and step).
+        self.shapes = [tuple(_t(first.get_parameter(n)).shape) for n in self.trained_names]
         self.sizes = [math.prod(shape) for shape in self.shapes]
         self.member_params = [dict(m.named_parameters()) for m in models]
         with torch.no_grad():
-            self.flats = [torch.cat([params[n].detach().reshape(-1) for n in self.trained_names])
-                          .requires_grad_() for params in self.member_params]  # E × (P,)
+            self.flats = [torch.cat([_t(params[n].detach()).reshape(-1)
+                                     for n in self.trained_names]).requires_grad_()
+                          for params in self.member_params]  # E × (P,)
             self.fixed = {name: torch.stack([params[name].detach() for params in
                                              self.member_params])
                           for name in self.member_params[0]
@@ -118,7 +126,7 @@ class StackedMLPEngine(_Engine):
     def _parameters(self) -> dict[str, torch.Tensor]:
         E = self.n_members
         stacked = self.flats[0][None] if E == 1 else torch.stack(self.flats)  # (E, P)
-        params = dict(self.fixed)
+        params = {name: _t(t, batched=True) for name, t in self.fixed.items()}  # (E, in, out)
         for name, shape, part in zip(self.trained_names, self.shapes,
                                      stacked.split(self.sizes, dim=1), strict=True):
             params[name] = part.view(E, *shape)
@@ -131,23 +139,26 @@ class StackedMLPEngine(_Engine):
 
     def forward(self) -> torch.Tensor:
         p = self._parameters()
-        weight, bias = p["layers.0.weight"], p["layers.0.bias"]  # (E, w, d), (E, w)
+        weight, bias = p["layers.0.weight"], p["layers.0.bias"]  # (E, d, w), (E, w)
         x = self.inputs  # (E, N, d)
         if x.shape[-1] == 1:  # a broadcast product: bmm with one inner dimension is not E-exact
-            z = x * weight.mT + bias[:, None, :]  # (E, N, w)
+            z = x * weight + bias[:, None, :]  # (E, N, w)
         else:
-            z = torch.baddbmm(bias[:, None, :], x, weight.mT)  # (E, N, w)
+            z = torch.baddbmm(bias[:, None, :], x, weight)  # (E, N, w)
         h = self._activate(z)
         for layer in range(1, self.depth):
             weight, bias = p[f"layers.{layer}.weight"], p[f"layers.{layer}.bias"]
-            z = self._activate(torch.baddbmm(bias[:, None, :], h, weight.mT))  # (E, N, w)
+            z = self._activate(torch.baddbmm(bias[:, None, :], h, weight))  # (E, N, w)
             h = h + z if self.residual else z
         A = torch.cat([h, self.ones], dim=-1) * self.scale  # (E, N, w + 1)
         if self.lsgd:
-            theta = solve_head(A.detach(), self.targets, **self.solve)  # (E, w + 1, m)
+            if self.n_members == 1:  # solve_head's hot path for one matrix: the same LAPACK call
+                theta = solve_head(A[0].detach(), self.targets, **self.solve)[None]
+            else:
+                theta = solve_head(A.detach(), self.targets, **self.solve)  # (E, w + 1, m)
             self.theta = theta
         else:
-            theta = torch.cat([p["head.weight"].mT, p["head.bias"][:, None, :]], dim=1)
+            theta = torch.cat([p["head.weight"], p["head.bias"][:, None, :]], dim=1)
         if theta.shape[-1] == 1:  # one output: a broadcast product, not a matrix-vector bmm
             prediction = (A * theta.mT).sum(dim=-1, keepdim=True)  # (E, N, 1)
         else:
@@ -168,7 +179,7 @@ class StackedMLPEngine(_Engine):
 
     def _trained_views(self, member: int) -> dict[str, torch.Tensor]:
         parts = self.flats[member].detach().split(self.sizes)
-        return {name: part.view(shape) for name, shape, part in
+        return {name: _t(part.view(shape)) for name, shape, part in  # the model's layout
                 zip(self.trained_names, self.shapes, parts, strict=True)}
 
     # -- state ------------------------------------------------------------------------------
