@@ -88,6 +88,7 @@ class StackedMLPEngine(_Engine):
         self.residual = first.residual
         self.activation = first.activation
         self.exact_activation = first.activation_name in _EXACT_ACTIVATIONS
+        self.relu = first.activation_name == "relu"
         self.width = first.width
         self.depth = first.depth
 
@@ -113,9 +114,8 @@ class StackedMLPEngine(_Engine):
         # Data: each member's normalized inputs (members may have different domains).
         with torch.no_grad():
             self.inputs = torch.stack([m.normalize(problem.x) for m in models])  # (E, N, d)
-        scale = problem._scale
-        self.scale = scale
-        self.targets = problem.y.to(self.inputs.dtype) * scale  # (N, m)
+        self.scale = problem._scale  # √(1/N)
+        self.targets = problem.y.to(self.inputs.dtype)  # (N, m)
         self.ones = torch.ones(E, problem.x.shape[0], 1, dtype=self.inputs.dtype,
                                device=self.device)  # (E, N, 1): the head-bias column
         self.theta: torch.Tensor | None = None  # LSGD's (E, w + 1, m), written on demand
@@ -133,6 +133,8 @@ class StackedMLPEngine(_Engine):
         return params
 
     def _activate(self, z: torch.Tensor) -> torch.Tensor:
+        if self.relu:
+            return torch.relu_(z)  # z is a fresh product nothing else reads: saves a tensor
         if self.exact_activation or self.n_members == 1:
             return self.activation(z)
         return torch.stack([self.activation(member) for member in z])
@@ -150,7 +152,9 @@ class StackedMLPEngine(_Engine):
             weight, bias = p[f"layers.{layer}.weight"], p[f"layers.{layer}.bias"]
             z = self._activate(torch.baddbmm(bias[:, None, :], h, weight))  # (E, N, w)
             h = h + z if self.residual else z
-        A = torch.cat([h, self.ones], dim=-1) * self.scale  # (E, N, w + 1)
+        # The rows are not scaled by √(1/N): the LS solution is the same, and the loss is
+        # scaled instead (one multiplication of a scalar, not of A, in each direction).
+        A = torch.cat([h, self.ones], dim=-1)  # (E, N, w + 1)
         if self.lsgd:
             if self.n_members == 1:  # solve_head's hot path for one matrix: the same LAPACK call
                 theta = solve_head(A[0].detach(), self.targets, **self.solve)[None]
@@ -163,7 +167,7 @@ class StackedMLPEngine(_Engine):
             prediction = (A * theta.mT).sum(dim=-1, keepdim=True)  # (E, N, 1)
         else:
             prediction = torch.bmm(A, theta)  # (E, N, m)
-        return ((prediction - self.targets) ** 2).sum(dim=(-2, -1))  # (E,)
+        return ((prediction - self.targets) ** 2).sum(dim=(-2, -1)) * self.scale**2  # (E,)
 
     def backward(self, loss: torch.Tensor) -> None:
         loss.sum().backward()  # members are independent: block-diagonal gradient
