@@ -26,6 +26,11 @@ non-finite loss at step k it restores the snapshot and replays the deterministic
 to k − 1 (callbacks and metrics are not re-run), so the model is left exactly at its last
 finite state and the loss entry before the non-finite one describes it.
 
+**Two engines.** A :class:`~deepbasis.MLP` on a regression is trained by the stacked engine of
+:mod:`deepbasis.train.stacked` (as a one-member ensemble, so that :func:`fit_ensemble` members
+equal separate runs bit for bit); any other basis network or problem by ``_SingleEngine`` here,
+which calls ``problem.rows(model)``. Both compute the same iterations up to rounding.
+
 **Host synchronization.** Losses are kept as tensors and copied to the host every
 ``check_every`` steps (default: every step on the CPU, where the values are already computed
 synchronously and reading one costs about a microsecond; every 50 steps on accelerators, so
