@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from tqdm.auto import tqdm
 
 from deepbasis.experiments import Cell, Claim, Experiment, Report, registry
 from deepbasis.experiments.plotting import markdown_table, new_figure, save_figure
@@ -40,6 +41,8 @@ def cells(params: Mapping[str, Any]) -> list[Cell]:
 def run(settings: Mapping[str, Any], seeds: tuple[int, ...]) -> list[dict[str, Any]]:
     """A stand-in for training: a seeded float64 computation whose result depends on both."""
     time.sleep(float(os.environ.get("DEEPBASIS_FAKE_SLEEP", "0")))
+    with tqdm(total=len(seeds), disable=True):  # as deepbasis.fit(progress=False) does
+        pass
     records = []
     for seed in seeds:
         generator = torch.Generator().manual_seed(seed)

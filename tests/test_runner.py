@@ -259,6 +259,18 @@ def _count(folder):
         return 0  # not created yet, or its schema is not committed yet
 
 
+def test_worker_pool_run_exits_cleanly(tmp_path):
+    # Workers are stopped with SIGTERM; nothing they created may be reported as leaked (tqdm's
+    # default lock is a semaphore registered with the driver's resource tracker).
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([TESTS, os.environ.get("PYTHONPATH", "")]),
+               DEEPBASIS_FAKE_SLEEP="0.5")
+    cmd = [sys.executable, "-c", LAUNCHER, "run", "fake.quick", "--profile", "default",
+           "--out", str(tmp_path / "out"), "--no-progress", "--workers", "2"]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "leaked" not in done.stderr and "Warning" not in done.stderr, done.stderr
+
+
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
 def test_sigkilled_sweep_resumes_to_the_uninterrupted_records(tmp_path):
     """kill -9 a real `deepbasis run --workers 2` mid-sweep, rerun it, compare with one run."""

@@ -183,6 +183,13 @@ def _init_worker(parent: int) -> None:
     # One intra-op thread per worker: N workers on N cores, instead of N workers each
     # spreading over every core and fighting for them.
     torch.set_num_threads(1)
+    # Progress bars in a worker are silent, but tqdm still creates its default lock, a
+    # multiprocessing semaphore registered with the driver's resource tracker; the driver stops
+    # its workers with SIGTERM, so the semaphore is never released and Python warns about a
+    # "leaked semaphore" at exit. A thread lock does for bars that draw nothing.
+    from tqdm.auto import tqdm
+
+    tqdm.set_lock(threading.RLock())
     # If the driver is killed (kill -9, OOM killer) the pool cannot tell its workers, and
     # they would wait for work forever (each holds the task queue open) or finish a cell
     # nobody will store. Exit as soon as the parent is gone.
