@@ -17,7 +17,8 @@ block-diagonal gradient, the LS solves are per matrix, and every optimizer offer
 elementwise, so a batched step is E separate steps. On the fast path it is so bit for bit:
 every kernel gives member e the same bits whatever E is, so a member's losses and parameters
 *equal* those of ``fit(make_model(seed), …)`` (tested over activations, depths, input and
-output dimensions, optimizers and 1–2 threads). That matters because LSGD with Adam amplifies
+output dimensions, optimizers and 1–2 threads; with several threads only up to about 500
+points, see :mod:`deepbasis.train.stacked`). That matters because LSGD with Adam amplifies
 rounding: a separate run with x moved by one ulp ends O(1) away within tens of steps
 (``benchmarks/bench_ensemble.py`` prints both). The generic engine's vmapped kernels round
 differently from a separate run's, so there members agree only up to that rounding and what
