@@ -147,12 +147,11 @@ def fit_ensemble(
     engine_type = StackedMLPEngine if stackable(models[0], problem) else _EnsembleEngine
     engine = engine_type(models, problem, method, optimizer, float(lr), optimizer_options,
                          lstsq_method, rcond, ridge)
-    check = check_every or (1 if engine.device.type == "cpu" else 50)
     settings.update(_model_settings(models[0], _head_of(models[0]), problem))
     settings["ensemble"] = len(models)
     outcomes, times = _train(engine, steps=steps, target_loss=target_loss,
                              callbacks=tuple(callbacks), metrics=dict(metrics or {}),
-                             metric_every=metric_every, check_every=check, progress=progress,
+                             metric_every=metric_every, check_every=check_every, progress=progress,
                              desc=f"{method.upper()} ×{len(models)}")
     histories = []
     for seed, outcome in zip(seeds, outcomes, strict=True):

@@ -286,11 +286,13 @@ def _train(
     callbacks: Sequence[Callback],
     metrics: Mapping[str, Metric],
     metric_every: int,
-    check_every: int,
+    check_every: int | None,
     progress: bool,
     desc: str,
 ) -> tuple[list[_Outcome], list[float]]:
     E = engine.n_members
+    if check_every is None:  # see the module docstring, "Host synchronization"
+        check_every = 1 if engine.device.type == "cpu" else 50
     outcomes = [_Outcome(metrics) for _ in range(E)]
     active = [True] * E
     recorded: list[torch.Tensor] = []  # (E,) detached losses, one per iteration
@@ -651,19 +653,17 @@ def fit(
     problem = as_problem(model, x, y)
     from .stacked import StackedMLPEngine, stackable  # imports this module
 
-    engine_type = StackedMLPEngine if stackable(model, problem) else None
-    if engine_type is not None:  # the MLP fast path, one member (see deepbasis.train.stacked)
-        engine = engine_type([model], problem, method, optimizer, float(lr), optimizer_options,
-                             lstsq_method, rcond, ridge)
+    options = (problem, method, optimizer, float(lr), optimizer_options, lstsq_method, rcond,
+               ridge)
+    if stackable(model, problem):  # the MLP fast path, one member (deepbasis.train.stacked)
+        engine = StackedMLPEngine([model], *options)
     else:
-        engine = _SingleEngine(model, problem, method, optimizer, float(lr), optimizer_options,
-                               lstsq_method, rcond, ridge)
-    check = check_every or (1 if engine.device.type == "cpu" else 50)
+        engine = _SingleEngine(model, *options)
     settings.update(_model_settings(model, head, problem))
     outcomes, times = _train(engine, steps=steps, target_loss=target_loss,
                              callbacks=tuple(callbacks), metrics=dict(metrics or {}),
-                             metric_every=metric_every, check_every=check, progress=progress,
-                             desc=method.upper())
+                             metric_every=metric_every, check_every=check_every,
+                             progress=progress, desc=method.upper())
     history = make_history(outcomes[0], times, method, settings)
     if outcomes[0].stop_reason == "non-finite":
         raise _non_finite_error(outcomes[0], history, lr)

@@ -64,9 +64,9 @@ def stackable(model: nn.Module, problem: object) -> bool:
         return False  # width 1: every product would be a matrix-vector product
     if any(m._forward_hooks or m._forward_pre_hooks for m in model.modules()):
         return False  # the fast path does not call the modules, so hooks would not run
-    linears = [*model.layers, model.head]
-    if not all(type(layer) is nn.Linear and layer.bias is not None for layer in linears):
+    if not all(type(layer) is nn.Linear for layer in [*model.layers, model.head]):
         return False
+    # Exactly each layer's weight and bias: no missing bias, no parametrization.
     names = {name for name, _ in model.named_parameters()}
     return names == {f"{prefix}.{kind}" for prefix in
                      [f"layers.{i}" for i in range(model.depth)] + ["head"]
