@@ -36,7 +36,7 @@ def _max_rel_loss_diff(a, b) -> float:
 
 
 # (width, depth, in_features, outputs, activation, residual, method, optimizer, lr): the MLP fast
-# path (deepbasis.train.stacked) gives every member the bits of its separate run, including
+# path (deepbasis.train.engines.stacked) gives every member the bits of its separate run, including
 # LSGD + Adam, whose dynamics amplify a one-ulp difference to O(1) within tens of steps.
 CONFIGS = [
     (8, 2, 1, 1, "relu", False, "lsgd", "adam", 5e-3),
@@ -134,7 +134,7 @@ def test_generic_engine_members_equal_separate_runs(seed, method):
     # rounding level; LSGD's heads pass it on (measured over seeds 0-3, 20 SGD steps: up to
     # 1.2e-9 in the loss and 1.7e-7 in the parameters, where a unit is active on few points).
     # The MLP fast path above is exact; this engine is "up to rounding"
-    # (deepbasis.train.ensemble).
+    # (deepbasis.train.engines.vmap).
     x, y = _data()
     seeds = [seed, seed + 1]
     result = fit_ensemble(_TwoLayer, x, y, seeds=seeds, method=method, optimizer="sgd",
