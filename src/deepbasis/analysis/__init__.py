@@ -11,10 +11,24 @@ from .geometry import (
     image_diameter,
     image_volume,
 )
+from .variance_flow import (
+    FixedPoint,
+    backward_map,
+    bifurcation_scale,
+    fixed_points,
+    forward_map,
+    variance_flow,
+)
 
 __all__ = [
     "BoxImage",
     "CovarianceRatios",
+    "FixedPoint",
+    "backward_map",
+    "bifurcation_scale",
+    "fixed_points",
+    "forward_map",
+    "variance_flow",
     "basis_functions",
     "box_image",
     "covariance_ratios",
