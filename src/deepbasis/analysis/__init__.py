@@ -11,6 +11,7 @@ from .geometry import (
     image_diameter,
     image_volume,
 )
+from .ntk import empirical_ntk, kernel_width, normalize_rows
 from .variance_flow import (
     FixedPoint,
     backward_map,
@@ -32,9 +33,12 @@ __all__ = [
     "basis_functions",
     "box_image",
     "covariance_ratios",
+    "empirical_ntk",
     "feature_covariance_ratios",
     "image_area",
     "image_diameter",
     "image_volume",
     "initial_basis_loss",
+    "kernel_width",
+    "normalize_rows",
 ]
