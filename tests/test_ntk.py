@@ -58,13 +58,13 @@ def test_sequential_and_second_output():
 
 
 def test_normalized_rows_have_unit_area_and_laplace_width():
-    x = torch.linspace(-20, 20, 4001, dtype=F64)
+    x = torch.linspace(-10, 10, 1001, dtype=F64)
     ell = 0.5
     kernel = torch.exp(-(x[:, None] - x[None, :]).abs() / ell)
     rows = normalize_rows(kernel, x)
-    torch.testing.assert_close(torch.trapezoid(rows, x, dim=1), torch.ones(4001, dtype=F64))
+    torch.testing.assert_close(torch.trapezoid(rows, x, dim=1), torch.ones(1001, dtype=F64))
     # away from the ends, the mean distance under e^{−|t|/ℓ}/(2ℓ) is ℓ
-    assert kernel_width(kernel, x)[2000].item() == pytest.approx(ell, rel=1e-4)
+    assert kernel_width(kernel, x)[500].item() == pytest.approx(ell, rel=1e-3)  # trapezoid, h = ℓ/25
     assert math.isfinite(kernel_width(kernel, x).sum().item())
 
 
