@@ -97,7 +97,7 @@ def train_adam(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, step
         optimizer.step()
         schedule.step()
         if step % record_every == 0 or step == steps - 1:
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
             steps_seen.append(step)
     return {"train_seconds": time.perf_counter() - start, "loss_curve": losses,
             "loss_steps": steps_seen}
