@@ -83,13 +83,16 @@ def empirical_ntk(model: nn.Module, x: torch.Tensor, *, chunk_size: int | None =
 
 
 def normalize_rows(kernel: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """Each kernel function K(x_i, ·) divided by its area (trapezoid rule on sorted 1-D ``x``).
+    """Each kernel function K(x_i, ·) divided by the area under |K(x_i, ·)| (trapezoid rule on
+    sorted 1-D ``x``, (N,) or (N, 1)).
 
-    This is Fig. 4's normalization ("normalized to have unit area"). ``x`` is (N,) or (N, 1).
+    This is Fig. 4's normalization ("normalized to have unit area"). For a non-negative kernel
+    it is the signed area; we use |K| because an empirical NTK row can change sign, and a row
+    whose signed area is near 0 would be blown up by dividing by it.
     """
     grid = x.reshape(-1)
     order = torch.argsort(grid)
-    area = torch.trapezoid(kernel[:, order], grid[order], dim=1)  # (N,)
+    area = torch.trapezoid(kernel[:, order].abs(), grid[order], dim=1)  # (N,)
     return kernel / area[:, None]
 
 
