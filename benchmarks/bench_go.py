@@ -65,9 +65,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     scale = 5000 / args.steps
     for r in results:
         print(f"  {r['directions']:8s} {r['seconds']:7.2f} s  ({r['ms_per_step']:.3f} ms/step; "
-              f"{r['seconds'] * scale:6.2f} s per 5,000 steps = {r['seconds'] * scale / PAPER_SECONDS:.2f}"
-              f" × the paper's {PAPER_SECONDS:.0f} s)  mean cos² {r['start_msc']:.3f} → "
-              f"{r['final_msc']:.3f}", flush=True)
+              f"{r['seconds'] * scale:6.2f} s per 5,000 steps = "
+              f"{r['seconds'] * scale / PAPER_SECONDS:.2f} × the paper's {PAPER_SECONDS:.0f} s)  "
+              f"mean cos² {r['start_msc']:.3f} → {r['final_msc']:.3f}", flush=True)
     print(f"  redrawn / fixed: {results[1]['seconds'] / results[0]['seconds']:.2f}")
     if args.json:
         with open(args.json, "w") as f:

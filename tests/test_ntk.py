@@ -64,7 +64,8 @@ def test_normalized_rows_have_unit_area_and_laplace_width():
     rows = normalize_rows(kernel, x)
     torch.testing.assert_close(torch.trapezoid(rows, x, dim=1), torch.ones(1001, dtype=F64))
     # away from the ends, the mean distance under e^{−|t|/ℓ}/(2ℓ) is ℓ
-    assert kernel_width(kernel, x)[500].item() == pytest.approx(ell, rel=1e-3)  # trapezoid, h = ℓ/25
+    # (trapezoid rule with h = ℓ/25)
+    assert kernel_width(kernel, x)[500].item() == pytest.approx(ell, rel=1e-3)
     assert math.isfinite(kernel_width(kernel, x).sum().item())
 
 

@@ -61,7 +61,8 @@ def test_image_problem_is_standardized_and_samples_the_ratio(seed):
     back = problem.to_image(problem.values).numpy()
     assert abs(back - problem.image).max() < 1e-12
     # row-major: pixel (row 0, column 1) is coordinate index 1, with a larger x
-    assert problem.coords[1, 0] > problem.coords[0, 0] and problem.coords[1, 1] == problem.coords[0, 1]
+    assert problem.coords[1, 0] > problem.coords[0, 0]
+    assert problem.coords[1, 1] == problem.coords[0, 1]
     points = problem.domain_points(100, generator=seed)
     assert (points.min(0).values >= problem.coords.min(0).values).all()
 

@@ -58,7 +58,8 @@ def test_fixed_points_are_fixed_and_their_slope_matches_a_finite_difference():
         (_, point) = fixed_points("tanh", c)
         assert forward_map("tanh", c, point.s) == pytest.approx(point.s, abs=1e-13)
         h = 1e-4
-        slope = (forward_map("tanh", c, point.s + h) - forward_map("tanh", c, point.s - h)) / (2 * h)
+        slope = (forward_map("tanh", c, point.s + h)
+                 - forward_map("tanh", c, point.s - h)) / (2 * h)
         assert point.slope == pytest.approx(slope, abs=1e-6)
     # B.3 for tanh: one positive fixed point, stable (App. B, Fig. 7)
     for c in (0.5, 1.0, 2.0, 4.0):

@@ -52,7 +52,7 @@ def highfreq_target(x: torch.Tensor, generator: GeneratorLike = HIGHFREQ_SEED,
 
 
 def square_grid(n: int, *, dtype: torch.dtype = torch.float64) -> torch.Tensor:
-    """The n × n regular grid of [−1, 1]² as (n², 2), x fastest (the paper's 200 × 200 test grid)."""
+    """The n × n regular grid of [−1, 1]² as (n², 2), x fastest (the paper's 200 × 200 grid)."""
     if isinstance(n, bool) or not isinstance(n, int) or n < 2:
         raise ValueError(f"n must be an integer >= 2, got {n!r}")
     t = torch.linspace(-1.0, 1.0, n, dtype=dtype)

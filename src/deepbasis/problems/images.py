@@ -79,7 +79,7 @@ class ImageProblem:
         return self.image.shape[0], self.image.shape[1]
 
     def to_image(self, standardized: torch.Tensor) -> torch.Tensor:
-        """Predictions (H·W, 3) on the standardized scale → an (H, W, 3) image, clipped to [0, 1]."""
+        """Standardized predictions (H·W, 3) → an (H, W, 3) image, clipped to [0, 1]."""
         rgb = standardized * self.value_std + self.value_mean
         return rgb.reshape(*self.shape, 3).clamp(0.0, 1.0)
 
@@ -113,7 +113,7 @@ def image_problem(name: str = "astronaut", resolution: int | None = 128, *,
 
 
 def tv_regularizer(model: nn.Module, points: torch.Tensor) -> torch.Tensor:
-    r"""The regularizer of eq. C.2 without λ_r: :math:`\frac{1}{N_2}\sum_i \lVert J_f(x_i)\rVert_F^2`.
+    r"""Eq. C.2's regularizer without λ_r: :math:`\frac{1}{N_2}\sum_i \lVert J_f(x_i)\rVert_F^2`.
 
     The mean over ``points`` (N, d) of the squared Frobenius norm of the input–output Jacobian
     (m × d) of ``model``; differentiable in the parameters (double backward), so it can be added
@@ -129,7 +129,7 @@ def tv_regularizer(model: nn.Module, points: torch.Tensor) -> torch.Tensor:
 
 
 def snr_db(prediction: torch.Tensor, target: torch.Tensor) -> float:
-    r"""Signal-to-noise ratio :math:`10 \log_{10}(\lVert y\rVert^2 / \lVert y − \hat y\rVert^2)` in dB.
+    r"""SNR in dB, :math:`10 \log_{10}(\lVert y\rVert^2 / \lVert y − \hat y\rVert^2)`.
 
     Computed on whatever scale it is given; the experiments use the [0, 1] pixel scale over the
     whole image (training pixels included, as the paper).

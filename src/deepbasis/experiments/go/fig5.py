@@ -86,7 +86,7 @@ def run(settings: Mapping[str, Any], seeds: tuple[int, ...]) -> list[dict[str, A
         model, info = _initialized(settings, seed, dtype)
         record = {"seed": seed, **info, "init_seconds": time.perf_counter() - start}
 
-        def errors(m) -> tuple[float, float]:
+        def errors(m, xs=xs, ys=ys, xt=xt, yt=yt) -> tuple[float, float]:
             with torch.no_grad():
                 return relative_l2(m(xs), ys), relative_l2(m(xt), yt)
 
@@ -171,8 +171,9 @@ def report(records: list[dict], params: Mapping[str, Any], out: Path) -> Report:
             rs = by[(init, s)]
             row = [s, label[init]]
             for method in ("adam", "lsgd", "ls_init"):
-                row.append(f"{med(init, method, 'train', i):.3f} / {med(init, method, 'test', i):.3f}"
-                           if (init, method, "test") in series else "—")
+                known = (init, method, "test") in series
+                row.append(f"{med(init, method, 'train', i):.3f} / "
+                           f"{med(init, method, 'test', i):.3f}" if known else "—")
             row.append(f"{np.median([r['adam_seconds'] for r in rs]):.1f}")
             row.append(f"{np.median([r['lsgd_seconds'] for r in rs]):.1f}"
                        if "lsgd_seconds" in rs[0] else "—")

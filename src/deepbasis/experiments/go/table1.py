@@ -122,7 +122,7 @@ def run(settings: Mapping[str, Any], seeds: tuple[int, ...]) -> list[dict[str, A
         tv_gen = torch.Generator().manual_seed(20_000 + seed)
         extra = None
         if settings["tv"] > 0:
-            def extra(_step, m=model):
+            def extra(_step, m=model, problem=problem, tv_gen=tv_gen):
                 points = problem.domain_points(settings["batch"], tv_gen).to(dtype)
                 return settings["tv"] * tv_regularizer(m, points)
         trace = train_adam(model, x, y, steps=settings["steps"], lr=settings["lr"],

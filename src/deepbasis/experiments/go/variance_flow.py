@@ -58,7 +58,8 @@ def run(settings: Mapping[str, Any], seeds: tuple[int, ...]) -> list[dict[str, A
     records = []
     for seed in seeds:
         maps = {a: [forward_map(a, 1.0, s) for s in s_grid] for a in settings["activations"]}
-        forward = [[(p.s, p.slope) for p in fixed_points("tanh", c, grid=settings["scan"])] for c in c_grid]
+        forward = [[(p.s, p.slope) for p in fixed_points("tanh", c, grid=settings["scan"])]
+                   for c in c_grid]
         backward = [[(p.s, p.slope) for p in fixed_points("tanh", c, backward=True,
                                                                 grid=settings["scan"])]
                     for c in c_grid]
