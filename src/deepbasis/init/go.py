@@ -326,23 +326,32 @@ def go_(
     hook = hidden[-1].register_forward_hook(lambda _m, _a, out: pre_activations.append(out)) \
         if dead_unit_barrier > 0 else None
     start = time.perf_counter()
-    for _ in range(steps):
-        if directions == "redrawn":
-            z = draw()
-        if batch_size >= n:
-            batch = x
-        else:
-            batch = x[torch.randperm(n, generator=gen)[:batch_size].to(device)]
-        g = functional_call(features_of, parameters(c, b, z), (batch,))  # (B, d)
-        orth, msc = _objective(g, centered)
-        loss = orth + lam * (c * c).sum()
+    try:
+        for _ in range(steps):
+            if directions == "redrawn":
+                z = draw()
+            if batch_size >= n:
+                batch = x
+            else:
+                batch = x[torch.randperm(n, generator=gen)[:batch_size].to(device)]
+            g = functional_call(features_of, parameters(c, b, z), (batch,))  # (B, d)
+            orth, msc = _objective(g, centered)
+            loss = orth + lam * (c * c).sum()
+            if hook is not None:
+                loss = loss + _dead_unit_barrier(g, pre_activations.pop(), dead_unit_barrier)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            trace.append(torch.stack([loss.detach(), orth.detach(), msc]))
+            path.append(torch.cat([c.detach(), b.detach()]))
+    finally:
         if hook is not None:
-            loss = loss + _dead_unit_barrier(g, pre_activations.pop(), dead_unit_barrier)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        trace.append(torch.stack([loss.detach(), orth.detach(), msc]))
-        path.append(torch.cat([c.detach(), b.detach()]))
+            hook.remove()
+    if not (torch.isfinite(c).all() and torch.isfinite(b).all()):
+        # The module is written only below, so it is left as it was.
+        raise FloatingPointError(
+            "GO calibration diverged (non-finite scale or bias); the model is unchanged. Lower "
+            f"lr (got {lr}) or raise lam (got {lam})")
     trace = torch.stack(trace).tolist() if trace else []  # one host sync, not one per step
     for row in torch.stack(path).tolist() if path else []:
         history.scales.append(row[:len(hidden)])
@@ -352,8 +361,6 @@ def go_(
         history.orthogonality.append(orth_k)
         history.mean_squared_cosine.append(msc_k)
     history.wall_time = time.perf_counter() - start
-    if hook is not None:
-        hook.remove()
     if directions == "redrawn":
         z = draw()
     with torch.no_grad():
