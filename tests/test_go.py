@@ -168,3 +168,11 @@ def test_bad_input_is_rejected_with_clear_messages():
         init.go_(model, x[:, :1])
     with pytest.raises(ValueError, match="at least 2 to make orthogonal"):
         init.go_(MLP(2, 1, 2, dtype=F64), x)
+
+
+def test_a_diverged_calibration_raises_and_leaves_the_model_unchanged():
+    model = MLP(2, 8, 2, activation="tanh")  # float32: c² overflows at lr = 1e30
+    before = _weights(model).clone()
+    with pytest.raises(FloatingPointError, match="diverged .* Lower lr"):
+        init.go_(model, _inputs(64, 0).float(), lr=1e30, steps=5, batch_size=32, generator=0)
+    assert torch.equal(_weights(model), before)
