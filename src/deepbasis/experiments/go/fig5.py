@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import matplotlib.ticker
 import numpy as np
 import torch
 
@@ -148,16 +149,24 @@ def report(records: list[dict], params: Mapping[str, Any], out: Path) -> Report:
                ylabel=f"relative L2 {split} error", title=f"(Fig. 5) median {split} error, "
                "10–90 % band")
         ax.legend(fontsize=7)
+    names = {"adam": "Adam", "lsgd": "LSGD", "ls_init": "LS head at init"}
     ax = axes[0, 2]
     styles = {"adam": "-", "lsgd": "--", "ls_init": ":"}
     for color, init in zip(COLORS, _INITS, strict=False):
         for method, ls in styles.items():
             if (init, method, "test") in series:
                 ax.plot(sizes, series[(init, method, "test")][0], color=color, ls=ls,
-                        marker="o", ms=3, label=f"{label[init]} + {method.replace('_', ' ')}")
+                        marker="o", ms=3, label=f"{label[init]} + {names[method]}")
     ax.set(xscale="log", yscale="log", xlabel="training points", ylabel="median test error",
-           title="beyond the paper: Adam / LSGD / LS head at init")
+           title="beyond the paper: Adam, LSGD, LS head")
     ax.legend(fontsize=6)
+    for ax in axes[0]:
+        ax.set_xticks(sizes, [str(s) for s in sizes])
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%.2g"))
+    for ax in (axes[0, 1], axes[0, 2]):  # test errors sit near 1: a linear axis reads better
+        ax.set_yscale("linear")
     name = save_figure(figure, out, "fig5_errors.png")
 
     def med(init, method, split, size_index=-1):
