@@ -159,9 +159,11 @@ def report(records: list[dict], params: Mapping[str, Any], out: Path) -> Report:
         r = by[(ratio, tv_show, scheme)]
         panels.append((f"{scheme} (Adam): {r['adam_snr']:.1f} dB",
                        np.array(r["adam_image"], dtype=np.uint8)))
-    for scheme in params["lsgd_schemes"]:
+    for scheme in params["lsgd_schemes"]:  # λ_r = 0: Adam beside LSGD, same start
         r = by.get((ratio, 0.0, scheme))
         if r is not None and "lsgd_image" in r:
+            panels.append((f"{scheme} + Adam, λ_r = 0: {r['adam_snr']:.1f} dB",
+                           np.array(r["adam_image"], dtype=np.uint8)))
             panels.append((f"{scheme} + LSGD, λ_r = 0: {r['lsgd_snr']:.1f} dB",
                            np.array(r["lsgd_image"], dtype=np.uint8)))
     cols = 4
