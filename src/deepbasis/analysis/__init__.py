@@ -11,6 +11,7 @@ from .geometry import (
     image_diameter,
     image_volume,
 )
+from .ntk import empirical_ntk, kernel_width, normalize_rows
 from .spline import (
     BDSO,
     LayerCrossings,
@@ -20,6 +21,14 @@ from .spline import (
     count_regions,
     spline_of,
 )
+from .variance_flow import (
+    FixedPoint,
+    backward_map,
+    bifurcation_scale,
+    fixed_points,
+    forward_map,
+    variance_flow,
+)
 
 __all__ = [
     "BDSO",
@@ -27,16 +36,25 @@ __all__ = [
     "CovarianceRatios",
     "LayerCrossings",
     "Spline",
+    "FixedPoint",
+    "backward_map",
+    "bifurcation_scale",
+    "fixed_points",
+    "forward_map",
+    "variance_flow",
     "basis_functions",
     "bdso",
     "box_image",
     "count_pieces",
     "count_regions",
     "covariance_ratios",
+    "empirical_ntk",
     "feature_covariance_ratios",
     "image_area",
     "image_diameter",
     "image_volume",
     "initial_basis_loss",
     "spline_of",
+    "kernel_width",
+    "normalize_rows",
 ]
