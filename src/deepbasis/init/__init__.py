@@ -12,7 +12,8 @@ from torch import nn
 
 from .._checks import GeneratorLike, check_choice
 from .box import box_, box_layer_parameters
-from .classic import glorot_, he_, orthogonal_, torch_default_
+from .classic import glorot_, he_, orthogonal_, raai_, raai_layer_parameters, torch_default_
+from .compositional import compositional_peaks_
 
 INITIALIZERS: dict[str, Callable[..., nn.Module]] = {
     "torch_default": torch_default_,
@@ -20,6 +21,7 @@ INITIALIZERS: dict[str, Callable[..., nn.Module]] = {
     "glorot": glorot_,
     "orthogonal": orthogonal_,
     "box": box_,
+    "raai": raai_,
 }
 
 
@@ -28,7 +30,7 @@ def initialize_(module: nn.Module, name: str, *, generator: GeneratorLike = None
     """Initialize ``module`` in place with the initializer called ``name``.
 
     Valid names are the keys of :data:`INITIALIZERS` ('box', 'he', 'glorot', 'orthogonal',
-    'torch_default'); an unknown name raises a ``ValueError`` that lists them.
+    'raai', 'torch_default'); an unknown name raises a ``ValueError`` that lists them.
     """
     check_choice("initializer", name, INITIALIZERS)
     return INITIALIZERS[name](module, generator=generator, **options)
@@ -38,9 +40,12 @@ __all__ = [
     "INITIALIZERS",
     "box_",
     "box_layer_parameters",
+    "compositional_peaks_",
     "glorot_",
     "he_",
     "initialize_",
     "orthogonal_",
+    "raai_",
+    "raai_layer_parameters",
     "torch_default_",
 ]

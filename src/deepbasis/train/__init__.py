@@ -1,9 +1,11 @@
-"""How a network *learns*: least squares for the head, LSGD and GD, ensembles, PINN problems."""
+"""How a network *learns*: least squares for the head, LSGD and GD, ensembles, PINN problems,
+and two-stage training of reparameterized networks."""
 
 from .ensemble import EnsembleResult, fit_ensemble
 from .fit import fit, solve_head
 from .history import History
 from .lstsq import LstsqResult, design_matrix, fit_head_, lstsq, set_head_
+from .pretrain import TwoStageResult, fit_two_stage, pretrain
 from .operators import D, Identity, LinearProblem, Operator, Term
 from .problem import Problem, Regression, head_parameters, problem_loss
 
@@ -14,6 +16,9 @@ __all__ = [
     "Identity",
     "fit",
     "fit_ensemble",
+    "fit_two_stage",
+    "pretrain",
+    "TwoStageResult",
     "solve_head",
     "LinearProblem",
     "Operator",
