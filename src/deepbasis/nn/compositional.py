@@ -299,7 +299,8 @@ class CompositionalNet(nn.Module):
         )
         if self.on_violation == "raise":
             raise ConstructionViolationError(message)
-        warnings.warn(message, ConstructionViolationWarning, stacklevel=3)
+        # 5: _report ← forward ← Module._call_impl ← Module._wrapped_call_impl ← caller
+        warnings.warn(message, ConstructionViolationWarning, stacklevel=5)
 
     # ---------------------------------------------------------------------------------------
     # The construction in closed form, and the equivalent plain network
