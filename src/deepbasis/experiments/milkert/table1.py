@@ -26,7 +26,7 @@ from ._common import PAPER, ROW_NAMES, ROWS, SETUP, TARGETS, train
 
 _TARGETS = list(TARGETS)
 PROFILES = {
-    "quick": {**SETUP, "targets": _TARGETS, "rows": ROWS, "seeds": 2, "steps": 15},
+    "quick": {**SETUP, "targets": ["x3", "sin"], "rows": ROWS, "seeds": 2, "steps": 10},
     "default": {**SETUP, "targets": _TARGETS, "rows": ROWS, "seeds": 6, "steps": 1000},
     "paper": {**SETUP, "targets": _TARGETS, "rows": ROWS, "seeds": 30, "steps": 1000},
 }
@@ -77,15 +77,20 @@ def _figure(stats, params, out: Path) -> str:
             ax.plot([i - 0.3, i + 0.3], [np.log10(s["mean"])] * 2, color=COLORS[i], lw=2)
             paper = PAPER.get(row, {}).get(target)
             if paper is not None:
-                ax.scatter([i, i], np.log10(paper), marker="D", s=28, facecolors="none",
+                ax.scatter([i], [np.log10(paper[0])], marker="v", s=34, facecolors="none",
+                           edgecolors="k", lw=1, zorder=3)
+                ax.scatter([i], [np.log10(paper[1])], marker="D", s=26, facecolors="none",
                            edgecolors="k", lw=1, zorder=3)
         ax.set_xticks(range(len(rows)), ["default", "RAAI", "no pre", "not enf.", "enforced",
                                          "Box+LSGD"][: len(rows)], rotation=45, ha="right")
         ax.set_title(TARGETS[target][0])
         ax.grid(alpha=0.3)
     axes[0, 0].set_ylabel("log10 MSE after training")
+    axes[0, 0].scatter([], [], marker="v", facecolors="none", edgecolors="k",
+                       label="paper min")
     axes[0, 0].scatter([], [], marker="D", facecolors="none", edgecolors="k",
-                       label="paper min / mean")
+                       label="paper mean")
+    axes[0, 0].scatter([], [], color="gray", s=10, label="ours, one dot per model")
     axes[0, 0].plot([], [], color="gray", lw=2, label="our mean")
     axes[0, 0].legend(loc="lower left", fontsize=8)
     return save_figure(figure, out, "table1.png")
