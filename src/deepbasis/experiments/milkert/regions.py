@@ -9,6 +9,13 @@ RAAI and Box networks at initialization and after training. Two cell kinds:
   initialization only (the claim of exactly 2^d pieces);
 - ``"training"``: the rows of :mod:`.table1` (same settings, :mod:`._common`), pieces per stage.
 
+Rounding slivers: the t1 neurons of the construction carry s_k W_{k−1}, which touches zero
+without crossing at every valley of W_{k−1} and at x = 1. Rounding can dip it below zero for an
+ulp or two, and the exact counter then reports pieces of width ~1e-16 (the output changes by
+~1e-17). We count pieces wider than 1e-12 (``pieces``; the narrowest true piece of a depth-5
+construction is ≥ 0.3^5 wide) from :func:`deepbasis.analysis.spline_of` and record
+:func:`deepbasis.analysis.count_pieces` beside it (``raw``).
+
 Claim thresholds, fixed before running: every constructed network has exactly 2^d pieces at
 initialization; after pretraining every one still has 2^d; the median trained default network
 has fewer pieces than its 20 hidden neurons (the paper: "falling short of 1 bend per neuron").
@@ -34,18 +41,24 @@ PROFILES = {
     "paper": {**SETUP, "targets": list(TARGETS), "rows": ROWS, "seeds": 30, "steps": 1000,
               "sweep_depths": list(range(1, 13)), "sweep_seeds": 30},
 }
+SLIVER = 1e-12  # pieces narrower than this are rounding artifacts (module docstring)
 _KEYS = ("points", "width", "depth", "lr", "optimizer", "peak_low", "peak_high", "scale0",
          "dtype", "box_lsgd_lr", "steps")
 
 
-def _count_pieces():
+def _counter():
     from ... import analysis
 
-    count = getattr(analysis, "count_pieces", None)
-    if count is None:
-        raise RuntimeError("milkert.regions needs deepbasis.analysis.count_pieces (the exact "
-                           "spline view, issue 11); update deepbasis")
-    return count
+    count, spline_of = (getattr(analysis, n, None) for n in ("count_pieces", "spline_of"))
+    if count is None or spline_of is None:
+        raise RuntimeError("milkert.regions needs deepbasis.analysis.count_pieces and spline_of "
+                           "(the exact spline view, issue 11); update deepbasis")
+
+    def pieces(network) -> int:
+        widths = spline_of(network, 0.0, 1.0).points.diff()
+        return int((widths > SLIVER).sum())
+
+    return pieces, count
 
 
 def cells(params: Mapping[str, Any]) -> list[Cell]:
@@ -61,16 +74,26 @@ def cells(params: Mapping[str, Any]) -> list[Cell]:
 
 
 def run(settings: Mapping[str, Any], seeds: tuple[int, ...]) -> list[dict[str, Any]]:
-    count = _count_pieces()
+    pieces, count = _counter()
     if settings["kind"] == "depth_sweep":
-        return [{"seed": seed,
-                 "pieces": count(compositional(settings, seed, "enforced").to_mlp(), 0.0, 1.0)}
-                for seed in seeds]
+        out = []
+        for seed in seeds:
+            mlp = compositional(settings, seed, "enforced").to_mlp()
+            out.append({"seed": seed, "pieces": pieces(mlp), "raw": count(mlp, 0.0, 1.0)})
+        return out
 
-    def pieces(stage, network):
-        return count(network, 0.0, 1.0)
+    def on_stage(stage, network):
+        return {"pieces": pieces(network), "raw": count(network, 0.0, 1.0)}
 
-    return [{"seed": seed, **train(settings, seed, on_stage=pieces)} for seed in seeds]
+    records = []
+    for seed in seeds:
+        record = train(settings, seed, on_stage=on_stage)
+        for stage in ("init", "pretrained", "trained"):  # flatten: stage -> pieces, raw
+            if stage in record:
+                record[f"{stage}_raw"] = record[stage]["raw"]
+                record[stage] = record[stage]["pieces"]
+        records.append({"seed": seed, **record})
+    return records
 
 
 def report(records: list[dict], params: Mapping[str, Any], out: Path) -> Report:
@@ -81,7 +104,8 @@ def report(records: list[dict], params: Mapping[str, Any], out: Path) -> Report:
     figure, axes = new_figure(2, 1, width=5.0, height=3.9)
     ax = axes[0, 0]
     depths = params["sweep_depths"]
-    ax.semilogy(depths, [2.0**d for d in depths], "k--", lw=1, label="2^d")
+    ax.plot(depths, [2.0**d for d in depths], "k--", lw=1, label="2^d")
+    ax.set_yscale("log", base=2)
     for i, target in enumerate(sorted({r["settings"]["target"] for r in sweep})):
         rs = [r for r in sweep if r["settings"]["target"] == target]
         ax.scatter([r["settings"]["depth"] for r in rs], [r["pieces"] for r in rs],
