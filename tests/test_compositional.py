@@ -238,3 +238,14 @@ def test_set_peaks_roundtrip_and_input_checks():
         CompositionalNet(3, scales="fixed")
     with pytest.raises(ValueError, match=r"shape \(N, 1\)"):
         net(torch.zeros(5, dtype=F64))
+
+
+def test_hidden_preactivations_carry_the_partial_sums():
+    net = random_net(4, 0, sign=-1)
+    x = grid(301)
+    with torch.no_grad():
+        pre = net.hidden_preactivations(x)
+        sums = torch.stack([z[:, 0] for z in pre], dim=1)  # the 'sum' neuron of each layer
+        torch.testing.assert_close(sums, net.partial_sums(x), rtol=0, atol=1e-14)
+        bias = torch.stack([z[0, 3] for z in pre])  # the constant neuron carries s_k
+        torch.testing.assert_close(bias, net.scales(), rtol=1e-14, atol=0)
