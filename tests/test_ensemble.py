@@ -36,7 +36,7 @@ def _max_rel_loss_diff(a, b) -> float:
 
 
 # (width, depth, in_features, outputs, activation, residual, method, optimizer, lr): the MLP fast
-# path (deepbasis.train.stacked) gives every member the bits of its separate run, including
+# path (deepbasis.train.engines.stacked) gives every member the bits of its separate run, including
 # LSGD + Adam, whose dynamics amplify a one-ulp difference to O(1) within tens of steps.
 CONFIGS = [
     (8, 2, 1, 1, "relu", False, "lsgd", "adam", 5e-3),
@@ -119,7 +119,7 @@ def test_generic_engine_members_equal_separate_runs(seed, method):
     # per step. GD keeps the difference at rounding level over many steps. LSGD's head solves
     # amplify it, on some seeds chaotically (seed 3, 20 SGD steps, AMD EPYC with MKL: 0.31 in
     # the parameters; seeds 0-2: ~1e-7), so LSGD is compared over 3 steps, where the
-    # per-step contract shows.
+    # per-step contract shows (deepbasis.train.engines.vmap).
     x, y = _data()
     seeds = [seed, seed + 1]
     steps = 20 if method == "gd" else 3

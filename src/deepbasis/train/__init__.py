@@ -2,11 +2,11 @@
 and two-stage training of reparameterized networks."""
 
 from .ensemble import EnsembleResult, fit_ensemble
-from .fit import fit, solve_head
+from .fit import fit
 from .history import History
-from .lstsq import LstsqResult, design_matrix, fit_head_, lstsq, set_head_
-from .pretrain import TwoStageResult, fit_two_stage, pretrain
+from .lstsq import LstsqResult, design_matrix, fit_head_, lstsq, set_head_, solve_head
 from .operators import D, Identity, LinearProblem, Operator, Term
+from .pretrain import TwoStageResult, fit_two_stage, pretrain
 from .problem import Problem, Regression, head_parameters, problem_loss
 
 __all__ = [
