@@ -10,7 +10,7 @@ Importing deepbasis prints nothing, seeds nothing and downloads nothing.
 """
 
 from . import analysis, init, nn, train
-from .nn import MLP
+from .nn import MLP, CompositionalNet
 from .train import (
     EnsembleResult,
     History,
@@ -21,6 +21,7 @@ from .train import (
     fit,
     fit_ensemble,
     fit_head_,
+    fit_two_stage,
     lstsq,
 )
 
@@ -28,6 +29,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BasisRegressor",
+    "CompositionalNet",
     "EnsembleResult",
     "History",
     "LinearProblem",
@@ -40,6 +42,7 @@ __all__ = [
     "fit",
     "fit_ensemble",
     "fit_head_",
+    "fit_two_stage",
     "init",
     "lstsq",
     "nn",
