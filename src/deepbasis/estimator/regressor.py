@@ -10,6 +10,8 @@ prediction, so ``predict`` answers in the units of ``y``.
 
 from __future__ import annotations
 
+import copy
+import functools
 import math
 import numbers
 import warnings
@@ -30,6 +32,27 @@ from .io import DTYPES, read_model_file, save_model
 
 METHODS = ("lsgd", "gd")
 AUTO_ACTIVATIONS = ("relu", "tanh")  # what activation="auto" chooses from
+
+
+def _learned(name: str) -> bool:
+    """Attributes that ``fit`` sets (scikit-learn's trailing underscore, and private state)."""
+    return (name.endswith("_") and not name.startswith("__")) or name == "_target_is_1d"
+
+
+def _all_or_nothing(fit):
+    """``fit`` runs on a shallow copy without learned attributes; on success the learned
+    attributes of the copy replace those of the estimator in one assignment."""
+
+    @functools.wraps(fit)
+    def wrapper(self, *args, **kwargs):
+        work = copy.copy(self)
+        work.__dict__ = {k: v for k, v in self.__dict__.items() if not _learned(k)}
+        fit(work, *args, **kwargs)
+        self.__dict__ = {**{k: v for k, v in self.__dict__.items() if not _learned(k)},
+                         **{k: v for k, v in work.__dict__.items() if _learned(k)}}
+        return self
+
+    return wrapper
 
 
 class BasisRegressor(RegressorMixin, BaseEstimator):
@@ -152,9 +175,14 @@ class BasisRegressor(RegressorMixin, BaseEstimator):
         tags.target_tags.single_output = True
         return tags
 
+    @_all_or_nothing
     def fit(self, X, y) -> BasisRegressor:
         """Fit the network to inputs ``X`` ``(n_samples, n_features)`` and targets ``y``
         ``(n_samples,)`` or ``(n_samples, n_outputs)``; returns ``self``.
+
+        All or nothing: the fit works on a copy, and only a complete fit replaces the learned
+        attributes; after an exception (an invalid input, Ctrl-C) a fitted regressor keeps
+        its previous model, scaling and attributes exactly as they were.
 
         Raises:
             ValueError: NaN or inf in ``X`` or ``y`` (the message gives the first bad

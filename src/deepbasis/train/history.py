@@ -12,7 +12,7 @@ if TYPE_CHECKING:  # matplotlib is imported on first plot, not with the package
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-STOP_REASONS = ("steps", "target_loss", "callback", "non-finite")
+STOP_REASONS = ("steps", "target_loss", "callback", "non-finite", "interrupted")
 
 
 @dataclass
@@ -33,9 +33,11 @@ class History:
         metric_steps: the steps at which ``metrics`` were evaluated.
         method: ``"lsgd"`` or ``"gd"``.
         settings: the complete, JSON-able settings of the run.
-        stop_reason: ``"steps"`` (ran them all), ``"target_loss"``, ``"callback"`` or
-            ``"non-finite"``. After ``"non-finite"`` the last loss entry is the non-finite
-            value and the model holds the state of the entry before it.
+        stop_reason: ``"steps"`` (ran them all), ``"target_loss"``, ``"callback"``,
+            ``"non-finite"`` or ``"interrupted"``. After ``"non-finite"`` the last loss entry
+            is the non-finite value and the model holds the state of the entry before it;
+            after ``"interrupted"`` (an exception left the loop, e.g. Ctrl-C) the model holds
+            the state of the last entry.
 
     Examples:
         >>> h = History(loss=[1.0, 0.5, 0.25], time=[0.0, 0.1, 0.2], method="gd")
