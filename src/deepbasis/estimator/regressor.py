@@ -28,7 +28,7 @@ from ..init import INITIALIZERS, initialize_
 from ..nn.mlp import ACTIVATIONS, MLP
 from ..train.history import History
 from ..train.lstsq import fit_head_
-from .io import DTYPES, read_model_file, save_model
+from .io import DTYPES, ModelFileError, read_model_file, save_model
 
 METHODS = ("lsgd", "gd")
 AUTO_ACTIVATIONS = ("relu", "tanh")  # what activation="auto" chooses from
@@ -414,6 +414,11 @@ def load_model(path: str | Path) -> BasisRegressor:
     if isinstance(settings.get("activation"), list):  # JSON has no tuples
         settings["activation"] = tuple(settings["activation"])
     estimator = BasisRegressor(**settings)
+    try:
+        estimator._checked_settings()
+    except (TypeError, ValueError) as error:
+        raise ModelFileError(f"{Path(path).name} has a malformed description: params: "
+                             f"{error}") from None
     device = estimator.device
     try:
         model.to(device)
