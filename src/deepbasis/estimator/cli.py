@@ -186,11 +186,23 @@ def _errors(estimator, table, rows) -> dict[str, list[float]]:
     truth = table.targets[rows]  # (n, m)
     predicted = estimator.predict(table.inputs[rows]).reshape(truth.shape)
     residual = predicted - truth
-    spread = table.targets.std(axis=0)
-    rmse = np.sqrt((residual**2).mean(axis=0))
+    spread = _rms(table.targets, center=True)  # the std, without overflow
+    rmse = _rms(residual)
     relative = np.where(spread > 0, rmse / np.where(spread > 0, spread, 1.0), rmse)
     return {"rmse": rmse.tolist(), "max_abs": np.abs(residual).max(axis=0).tolist(),
             "relative_rmse": relative.tolist(), "rows": int(len(rows))}
+
+
+def _rms(values, center=False):
+    """Root mean square of each column (the std with ``center``), computed on
+    values / max|values| so that finite values near the float64 limit do not overflow."""
+    import numpy as np
+
+    peak = np.abs(values).max(axis=0)  # (m,)
+    unit = values / np.where(peak > 0, peak, 1.0)
+    if center:
+        unit = unit - unit.mean(axis=0)
+    return peak * np.sqrt((unit**2).mean(axis=0))
 
 
 def _error_table(errors: dict, names: list[str]) -> str:
