@@ -137,10 +137,14 @@ def report(
     """Build one report over every experiment in the folders: all claims first, then each one."""
     from .runner.reporting import write_combined_report
 
+    from ._files import UnwritableError
+
     try:
         path = write_combined_report(dirs, out, html=html)
     except (FileNotFoundError, ValueError) as error:
         _fail(str(error), 2)
+    except UnwritableError as error:  # nothing is left behind; an existing report is intact
+        _fail(str(error), 1)
     except OSError as error:
         _fail(f"cannot write the report: {error}", 1)
     typer.echo(f"report: {path}")

@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .._files import atomic_write
+
 FORMATS = {".csv": "csv", ".tsv": "csv", ".parquet": "parquet", ".pq": "parquet", ".npz": "npz"}
 _MISSING = {"", "na", "n/a", "nan", "null", "none"}
 
@@ -173,7 +175,15 @@ def read_table(
 
 def write_table(path: str | Path, columns: dict[str, np.ndarray]) -> Path:
     """Write named 1-D columns to a ``.csv``/``.tsv`` (full float precision), ``.npz`` or
-    ``.parquet`` file, chosen by the extension."""
+    ``.parquet`` file, chosen by the extension.
+
+    The file is written beside ``path`` and renamed (:func:`deepbasis._files.atomic_write`):
+    a failed write (full disk, read-only folder) leaves an existing file as it was.
+
+    Raises:
+        DataError: an unknown extension.
+        deepbasis._files.UnwritableError: the file cannot be written (the message says why).
+    """
     path = Path(path)
     kind = FORMATS.get(path.suffix.lower())
     if kind is None:
@@ -181,21 +191,24 @@ def write_table(path: str | Path, columns: dict[str, np.ndarray]) -> Path:
             f"cannot write {path.name!r}: unknown extension {path.suffix!r}; use one of "
             f"{', '.join(sorted(FORMATS))}"
         )
-    if kind == "npz":
-        np.savez(path, **{name: np.asarray(v) for name, v in columns.items()})
-    elif kind == "parquet":
-        pa, pq = _pyarrow()
-        pq.write_table(pa.table({name: np.asarray(v) for name, v in columns.items()}), path)
-    else:
-        delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
-        names = list(columns)
-        data = [np.asarray(columns[name]) for name in names]
-        with path.open("w", newline="") as handle:
-            writer = csv.writer(handle, delimiter=delimiter)
-            writer.writerow(names)
-            for row in zip(*data, strict=True):
-                # repr of a Python float round-trips exactly (shortest repr, 17 digits at most).
-                writer.writerow([repr(float(v)) for v in row])
+    with atomic_write(path) as tmp:
+        if kind == "npz":
+            with tmp.open("wb") as handle:  # a handle: savez would append .npz to a name
+                np.savez(handle, **{name: np.asarray(v) for name, v in columns.items()})
+        elif kind == "parquet":
+            pa, pq = _pyarrow()
+            pq.write_table(pa.table({name: np.asarray(v) for name, v in columns.items()}),
+                           str(tmp))
+        else:
+            delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+            names = list(columns)
+            data = [np.asarray(columns[name]) for name in names]
+            with tmp.open("w", newline="") as handle:
+                writer = csv.writer(handle, delimiter=delimiter)
+                writer.writerow(names)
+                for row in zip(*data, strict=True):
+                    # repr of a Python float round-trips exactly (shortest repr, ≤ 17 digits).
+                    writer.writerow([repr(float(v)) for v in row])
     return path
 
 

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
+from .._files import atomic_write
 from .store import STORE_FILENAME, ResultStore, StoreError, utc_now
 
 # -- finding and loading folders ---------------------------------------------------------------
@@ -509,9 +510,8 @@ def write_combined_report(dirs: Sequence[str | Path], out: str | Path | None = N
     path = Path(out) if out is not None else Path(dirs[0]) / ("index.html" if html else "index.md")
     path.parent.mkdir(parents=True, exist_ok=True)
     text = combined_html(reports) if html else combined_markdown(reports, path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    with atomic_write(path) as tmp:  # removed again if the write or the rename fails
+        tmp.write_text(text, encoding="utf-8")
     return path
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Mapping, Sequence
 from contextlib import closing
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from .._files import atomic_write
 from .executors import CellTask, ExecutorError, jsonable, make_executor
 from .registry import get_experiment
 from .spec import Cell, Claim, Experiment, Report, settings_key
@@ -242,13 +242,8 @@ def _write_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
 
 def _write_text(path: Path, text: str) -> None:
     """Write via a temporary file and a rename, so a reader never sees half a file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
+    with atomic_write(path) as tmp:
         tmp.write_text(text)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def write_report(experiment: Experiment, profile: str, report: Report, out: Path) -> Path:

@@ -8,6 +8,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .._files import atomic_write
+
 if TYPE_CHECKING:  # matplotlib is imported on first plot, not with the package
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
@@ -87,7 +89,9 @@ class History:
     def save(self, path: str | Path) -> Path:
         """Write the history as JSON to ``path`` and return the path."""
         path = Path(path)
-        path.write_text(json.dumps(self.to_dict(), indent=1, allow_nan=False))
+        text = json.dumps(self.to_dict(), indent=1, allow_nan=False)
+        with atomic_write(path) as tmp:  # a failed write leaves an existing file as it was
+            tmp.write_text(text)
         return path
 
     @classmethod
