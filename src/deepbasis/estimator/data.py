@@ -18,6 +18,7 @@ CSV messages also give the line of the file.
 
 from __future__ import annotations
 
+import collections
 import csv
 import math
 from collections.abc import Sequence
@@ -150,7 +151,8 @@ def read_table(
     target_sel = _split(target) if target is not None else []
     target_names = columns.resolve(target_sel, "target")
     if inputs is None or _split(inputs) == []:
-        input_names = [name for name in columns.names if name not in target_names]
+        targets = set(target_names)
+        input_names = [name for name in columns.names if name not in targets]
         input_sel = _collapse_groups(columns, input_names)
     else:
         input_sel = _split(inputs)
@@ -233,7 +235,8 @@ def _read_csv(path: Path) -> Columns:
     for index, name in enumerate(header):
         if not name:
             raise DataError(f"column {index + 1} of the header of {path.name} has no name")
-    duplicates = sorted({name for name in header if header.count(name) > 1})
+    counts = collections.Counter(header)  # linear: a 200,000-column header is fine
+    duplicates = sorted(name for name, count in counts.items() if count > 1)
     if duplicates:
         raise DataError(f"{path.name} has duplicate column names {duplicates}")
     cells: list[list[str]] = [[] for _ in header]
@@ -376,11 +379,16 @@ def _first_non_numeric(values: np.ndarray) -> int:
 
 def _collapse_groups(columns: Columns, names: list[str]) -> list[str]:
     """Replace the columns of an NPZ 2-D array by its key when all of them are selected."""
+    group_of = {n: key for key, group in columns.groups.items() for n in group}
+    selected = set(names)
+    whole = {key for key, group in columns.groups.items() if selected.issuperset(group)}
     out: list[str] = []
-    for name in names:
-        key = next((k for k, group in columns.groups.items() if name in group), None)
-        if key is not None and all(n in names for n in columns.groups[key]):
-            if key not in out:
+    seen: set[str] = set()
+    for name in names:  # linear in the number of columns
+        key = group_of.get(name)
+        if key in whole:
+            if key not in seen:
+                seen.add(key)
                 out.append(key)
         else:
             out.append(name)
