@@ -66,8 +66,8 @@ def test_huge_inputs_within_range_still_fit():
 def test_fit_command_reports_finite_errors_for_huge_targets(tmp_path):
     x, y = _curve(60)
     data = tmp_path / "d.csv"
-    data.write_text("x,y\n" + "".join(f"{float(a)!r},{1e200 * float(b)!r}\n" for a, b in zip(x[:, 0], y,
-                                                                               strict=True)))
+    rows = zip(x[:, 0].tolist(), (1e200 * y).tolist(), strict=True)
+    data.write_text("x,y\n" + "".join(f"{a!r},{b!r}\n" for a, b in rows))
     done = CliRunner().invoke(app, ["fit", str(data), "-t", "y", "--steps", "10",
                                     "--no-progress", "-o", str(tmp_path / "m")])
     assert done.exit_code == 0, done.output

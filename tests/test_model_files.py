@@ -14,8 +14,7 @@ import pytest
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from deepbasis.estimator import BasisRegressor, ModelFileError, load_model, read_description
-from deepbasis.estimator import io
+from deepbasis.estimator import BasisRegressor, ModelFileError, io, load_model, read_description
 
 
 @pytest.fixture(scope="module")

@@ -135,9 +135,8 @@ def report(
                              help="File to write (default: DIR/index.md or DIR/index.html)."),
 ) -> None:
     """Build one report over every experiment in the folders: all claims first, then each one."""
-    from .runner.reporting import write_combined_report
-
     from ._files import UnwritableError
+    from .runner.reporting import write_combined_report
 
     try:
         path = write_combined_report(dirs, out, html=html)

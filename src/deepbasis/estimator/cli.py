@@ -140,7 +140,6 @@ def predict_command(
 
     When DATA also has the target column(s), the error of the predictions is printed.
     """
-    import numpy as np
 
     from .._files import UnwritableError, check_writable
     from .data import FORMATS, DataError, read_columns, read_table, write_table
@@ -192,7 +191,7 @@ def predict_command(
         _fail(str(error), 1)
     typer.echo(f"predictions for {len(prediction)} rows: {out}")
     if table.targets is not None:
-        rmse = np.sqrt(((prediction - table.targets) ** 2).mean(axis=0))
+        rmse = _rms(prediction - table.targets)  # no overflow for huge finite targets
         for name, value in zip(target_names, rmse, strict=True):
             typer.echo(f"RMSE of {name} against the values in {data.name}: {value:.3e}")
 
