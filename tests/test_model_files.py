@@ -171,3 +171,14 @@ def test_predict_command_refuses_a_corrupt_model_in_one_line(saved, tmp_path):
     assert done.exit_code != 0 and "digest" in done.output, done.output
     assert "Traceback" not in done.output
     assert not (tmp_path / "p.csv").exists()
+
+
+def test_a_model_with_nan_weights_is_not_saved(saved, tmp_path):
+    import torch
+
+    regressor = load_model(_copy(saved, tmp_path))
+    with torch.no_grad():
+        regressor.model_.head.bias[0] = float("nan")
+    with pytest.raises(ValueError, match="'head.bias' holds NaN or inf"):
+        regressor.save(tmp_path / "bad.safetensors")
+    assert not (tmp_path / "bad.safetensors").exists()

@@ -90,6 +90,11 @@ def save_model(estimator, path: str | Path, **extra) -> Path:
     Returns:
         The path written.
 
+    Raises:
+        ValueError: the network holds NaN or inf weights (the file would not load).
+        deepbasis._files.UnwritableError: the file cannot be written; an existing file at
+            ``path`` is left as it was (the file is written beside it and renamed).
+
     Examples:
         >>> path = save_model(regressor, "model.safetensors")  # doctest: +SKIP
         >>> load_model(path).predict(X)  # identical to regressor.predict(X)  # doctest: +SKIP
@@ -139,6 +144,10 @@ def save_model(estimator, path: str | Path, **extra) -> Path:
         "extra": json.loads(json.dumps(extra, default=_json_default)),
     }
     tensors = {name: t.detach().to("cpu").contiguous() for name, t in model.state_dict().items()}
+    for name, tensor in tensors.items():  # a file that loading would refuse is not written
+        if not bool(torch.isfinite(tensor).all()):
+            raise ValueError(f"cannot save the model: its tensor {name!r} holds NaN or inf; "
+                             "refit it (or restore a good copy) before saving")
     text = json.dumps(description, allow_nan=True)
     metadata = {
         "format": FORMAT,
