@@ -135,12 +135,15 @@ def report(
                              help="File to write (default: DIR/index.md or DIR/index.html)."),
 ) -> None:
     """Build one report over every experiment in the folders: all claims first, then each one."""
+    from ._files import UnwritableError
     from .runner.reporting import write_combined_report
 
     try:
         path = write_combined_report(dirs, out, html=html)
     except (FileNotFoundError, ValueError) as error:
         _fail(str(error), 2)
+    except UnwritableError as error:  # nothing is left behind; an existing report is intact
+        _fail(str(error), 1)
     except OSError as error:
         _fail(f"cannot write the report: {error}", 1)
     typer.echo(f"report: {path}")

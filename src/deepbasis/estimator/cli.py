@@ -55,9 +55,22 @@ def fit_command(
     import numpy as np
     import torch
 
+    from .._files import UnwritableError, check_writable
     from .data import DataError, read_table
     from .regressor import BasisRegressor
 
+    # The output paths are checked before any work, not after the fit.
+    out = Path(out) if out is not None else Path(f"{data.stem}.model.safetensors")
+    if out.suffix != ".safetensors":  # as save() names it
+        out = out.with_name(out.name + ".safetensors")
+    plot = Path(plot) if plot is not None else out.with_name(
+        out.name.removesuffix(".safetensors").removesuffix(".model") + ".fit.png")
+    try:
+        for path in (out, plot):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            check_writable(path)
+    except OSError as error:
+        _fail(str(error), 1)
     try:
         table = read_table(data, target, inputs, min_rows=3 if validation > 0 else 2)
     except (DataError, FileNotFoundError) as error:
@@ -95,20 +108,23 @@ def fit_command(
     typer.echo(f"activation: {chosen}")
     typer.echo(_error_table(errors, table.target_names))
 
-    out = Path(out) if out is not None else Path(f"{data.stem}.model.safetensors")
-    path = estimator.save(
-        out,
-        input_columns=table.input_columns,
-        input_names=table.input_names,
-        target_names=table.target_names,
-        data=str(data),
-        validation_rows=[int(i) for i in val],
-        errors=errors,
-    )
+    try:
+        path = estimator.save(
+            out,
+            input_columns=table.input_columns,
+            input_names=table.input_names,
+            target_names=table.target_names,
+            data=str(data),
+            validation_rows=[int(i) for i in val],
+            errors=errors,
+        )
+    except UnwritableError as error:  # e.g. the disk filled up during the fit
+        _fail(f"{error}. The fit is lost; nothing was written.", 1)
     typer.echo(f"model: {path}")
-    plot = Path(plot) if plot is not None else path.with_name(
-        path.name.removesuffix(".safetensors").removesuffix(".model") + ".fit.png")
-    _plot_fit(estimator, table, train, val, plot)
+    try:
+        _plot_fit(estimator, table, train, val, plot)
+    except UnwritableError as error:
+        _fail(f"{error} (the model is saved: {path})", 1)
     typer.echo(f"plot: {plot}")
 
 
@@ -124,12 +140,19 @@ def predict_command(
 
     When DATA also has the target column(s), the error of the predictions is printed.
     """
-    import numpy as np
 
-    from .data import DataError, read_columns, read_table, write_table
+    from .._files import UnwritableError, check_writable
+    from .data import FORMATS, DataError, read_columns, read_table, write_table
     from .io import ModelFileError
     from .regressor import load_model
 
+    if FORMATS.get(out.suffix.lower()) is None:
+        _fail(f"cannot write {out.name!r}: unknown extension {out.suffix!r}; use one of "
+              f"{', '.join(sorted(FORMATS))}")
+    try:
+        check_writable(out)  # before any work; an existing file stays as it is
+    except OSError as error:
+        _fail(str(error), 1)
     try:
         estimator = load_model(model)
     except (ModelFileError, FileNotFoundError) as error:
@@ -164,9 +187,11 @@ def predict_command(
         write_table(out, columns)
     except DataError as error:
         _fail(str(error))
+    except UnwritableError as error:  # written beside --out and renamed: the old file is intact
+        _fail(str(error), 1)
     typer.echo(f"predictions for {len(prediction)} rows: {out}")
     if table.targets is not None:
-        rmse = np.sqrt(((prediction - table.targets) ** 2).mean(axis=0))
+        rmse = _rms(prediction - table.targets)  # no overflow for huge finite targets
         for name, value in zip(target_names, rmse, strict=True):
             typer.echo(f"RMSE of {name} against the values in {data.name}: {value:.3e}")
 
@@ -186,11 +211,23 @@ def _errors(estimator, table, rows) -> dict[str, list[float]]:
     truth = table.targets[rows]  # (n, m)
     predicted = estimator.predict(table.inputs[rows]).reshape(truth.shape)
     residual = predicted - truth
-    spread = table.targets.std(axis=0)
-    rmse = np.sqrt((residual**2).mean(axis=0))
+    spread = _rms(table.targets, center=True)  # the std, without overflow
+    rmse = _rms(residual)
     relative = np.where(spread > 0, rmse / np.where(spread > 0, spread, 1.0), rmse)
     return {"rmse": rmse.tolist(), "max_abs": np.abs(residual).max(axis=0).tolist(),
             "relative_rmse": relative.tolist(), "rows": int(len(rows))}
+
+
+def _rms(values, center=False):
+    """Root mean square of each column (the std with ``center``), computed on
+    values / max|values| so that finite values near the float64 limit do not overflow."""
+    import numpy as np
+
+    peak = np.abs(values).max(axis=0)  # (m,)
+    unit = values / np.where(peak > 0, peak, 1.0)
+    if center:
+        unit = unit - unit.mean(axis=0)
+    return peak * np.sqrt((unit**2).mean(axis=0))
 
 
 def _error_table(errors: dict, names: list[str]) -> str:
@@ -290,5 +327,8 @@ def _plot_fit(estimator, table, train, val, path: Path) -> None:
             right.set_ylabel("rows")
             right.legend(fontsize=8)
     figure.suptitle(f"BasisRegressor fit of {table.path.name}", fontsize=11)
+    from .._files import atomic_write
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=130)
+    with atomic_write(path) as tmp:
+        figure.savefig(tmp, dpi=130, format=path.suffix.removeprefix(".") or "png")

@@ -18,6 +18,7 @@ CSV messages also give the line of the file.
 
 from __future__ import annotations
 
+import collections
 import csv
 import math
 from collections.abc import Sequence
@@ -25,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from .._files import atomic_write
 
 FORMATS = {".csv": "csv", ".tsv": "csv", ".parquet": "parquet", ".pq": "parquet", ".npz": "npz"}
 _MISSING = {"", "na", "n/a", "nan", "null", "none"}
@@ -148,7 +151,8 @@ def read_table(
     target_sel = _split(target) if target is not None else []
     target_names = columns.resolve(target_sel, "target")
     if inputs is None or _split(inputs) == []:
-        input_names = [name for name in columns.names if name not in target_names]
+        targets = set(target_names)
+        input_names = [name for name in columns.names if name not in targets]
         input_sel = _collapse_groups(columns, input_names)
     else:
         input_sel = _split(inputs)
@@ -173,7 +177,15 @@ def read_table(
 
 def write_table(path: str | Path, columns: dict[str, np.ndarray]) -> Path:
     """Write named 1-D columns to a ``.csv``/``.tsv`` (full float precision), ``.npz`` or
-    ``.parquet`` file, chosen by the extension."""
+    ``.parquet`` file, chosen by the extension.
+
+    The file is written beside ``path`` and renamed (:func:`deepbasis._files.atomic_write`):
+    a failed write (full disk, read-only folder) leaves an existing file as it was.
+
+    Raises:
+        DataError: an unknown extension.
+        deepbasis._files.UnwritableError: the file cannot be written (the message says why).
+    """
     path = Path(path)
     kind = FORMATS.get(path.suffix.lower())
     if kind is None:
@@ -181,21 +193,24 @@ def write_table(path: str | Path, columns: dict[str, np.ndarray]) -> Path:
             f"cannot write {path.name!r}: unknown extension {path.suffix!r}; use one of "
             f"{', '.join(sorted(FORMATS))}"
         )
-    if kind == "npz":
-        np.savez(path, **{name: np.asarray(v) for name, v in columns.items()})
-    elif kind == "parquet":
-        pa, pq = _pyarrow()
-        pq.write_table(pa.table({name: np.asarray(v) for name, v in columns.items()}), path)
-    else:
-        delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
-        names = list(columns)
-        data = [np.asarray(columns[name]) for name in names]
-        with path.open("w", newline="") as handle:
-            writer = csv.writer(handle, delimiter=delimiter)
-            writer.writerow(names)
-            for row in zip(*data, strict=True):
-                # repr of a Python float round-trips exactly (shortest repr, 17 digits at most).
-                writer.writerow([repr(float(v)) for v in row])
+    with atomic_write(path) as tmp:
+        if kind == "npz":
+            with tmp.open("wb") as handle:  # a handle: savez would append .npz to a name
+                np.savez(handle, **{name: np.asarray(v) for name, v in columns.items()})
+        elif kind == "parquet":
+            pa, pq = _pyarrow()
+            pq.write_table(pa.table({name: np.asarray(v) for name, v in columns.items()}),
+                           str(tmp))
+        else:
+            delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+            names = list(columns)
+            data = [np.asarray(columns[name]) for name in names]
+            with tmp.open("w", newline="") as handle:
+                writer = csv.writer(handle, delimiter=delimiter)
+                writer.writerow(names)
+                for row in zip(*data, strict=True):
+                    # repr of a Python float round-trips exactly (shortest repr, ≤ 17 digits).
+                    writer.writerow([repr(float(v)) for v in row])
     return path
 
 
@@ -220,7 +235,8 @@ def _read_csv(path: Path) -> Columns:
     for index, name in enumerate(header):
         if not name:
             raise DataError(f"column {index + 1} of the header of {path.name} has no name")
-    duplicates = sorted({name for name in header if header.count(name) > 1})
+    counts = collections.Counter(header)  # linear: a 200,000-column header is fine
+    duplicates = sorted(name for name, count in counts.items() if count > 1)
     if duplicates:
         raise DataError(f"{path.name} has duplicate column names {duplicates}")
     cells: list[list[str]] = [[] for _ in header]
@@ -363,11 +379,16 @@ def _first_non_numeric(values: np.ndarray) -> int:
 
 def _collapse_groups(columns: Columns, names: list[str]) -> list[str]:
     """Replace the columns of an NPZ 2-D array by its key when all of them are selected."""
+    group_of = {n: key for key, group in columns.groups.items() for n in group}
+    selected = set(names)
+    whole = {key for key, group in columns.groups.items() if selected.issuperset(group)}
     out: list[str] = []
-    for name in names:
-        key = next((k for k, group in columns.groups.items() if name in group), None)
-        if key is not None and all(n in names for n in columns.groups[key]):
-            if key not in out:
+    seen: set[str] = set()
+    for name in names:  # linear in the number of columns
+        key = group_of.get(name)
+        if key in whole:
+            if key not in seen:
+                seen.add(key)
                 out.append(key)
         else:
             out.append(name)

@@ -30,6 +30,7 @@ import html
 import json
 import os
 import re
+import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -37,7 +38,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
-from .store import STORE_FILENAME, ResultStore, StoreError, utc_now
+from .._files import atomic_write
+from .store import STORE_FILENAME, ResultStore, StoreError, recovery_hint, utc_now
 
 # -- finding and loading folders ---------------------------------------------------------------
 
@@ -93,20 +95,40 @@ class ExperimentReport:
         return sum(bool(c.get("passed")) for c in self.claims)
 
 
+class ReportFileError(ValueError):
+    """A ``report.json`` / ``claims.json`` that cannot be read; the message names the file."""
+
+
 def load_report(folder: str | Path) -> ExperimentReport | None:
-    """The report in ``folder`` (``report.json``, or an older ``claims.json``), or ``None``."""
+    """The report in ``folder`` (``report.json``, or an older ``claims.json``), or ``None``.
+
+    Raises:
+        ReportFileError: the file is not the JSON ``deepbasis run`` writes (the message names
+            it; rerunning the same ``deepbasis run`` rewrites it from the stored records).
+    """
     folder = Path(folder)
-    if (folder / "report.json").is_file():
-        data = json.loads((folder / "report.json").read_text())
-        return ExperimentReport(
-            folder, data["experiment"], data.get("title", ""), data.get("paper", ""),
-            data.get("profile"), data.get("description", ""), list(data.get("claims", [])),
-            data.get("markdown", ""), list(data.get("figures", [])))
-    if (folder / "claims.json").is_file():
-        claims = json.loads((folder / "claims.json").read_text())
-        figures = sorted({c["figure"] for c in claims if c.get("figure")})
-        return ExperimentReport(folder, folder.name, claims=claims, figures=figures)
-    return None
+    path = folder / "report.json"
+    try:
+        if path.is_file():
+            data = json.loads(path.read_text(encoding="utf-8"))
+            report = ExperimentReport(
+                folder, str(data["experiment"]), str(data.get("title", "")),
+                str(data.get("paper", "")), data.get("profile"),
+                str(data.get("description", "")), list(data.get("claims", [])),
+                str(data.get("markdown", "")), [str(f) for f in data.get("figures", [])])
+        elif (path := folder / "claims.json").is_file():
+            claims = json.loads(path.read_text(encoding="utf-8"))
+            figures = sorted({str(c["figure"]) for c in claims if c.get("figure")})
+            report = ExperimentReport(folder, folder.name, claims=list(claims), figures=figures)
+        else:
+            return None
+        if not all(isinstance(c, dict) for c in report.claims):
+            raise TypeError("claims must be JSON objects")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+        raise ReportFileError(
+            f"{path} is damaged ({type(error).__name__}: {error}); rerun the same "
+            "`deepbasis run` to write it again from the stored records") from None
+    return report
 
 
 # -- status --------------------------------------------------------------------------------------
@@ -145,8 +167,14 @@ class FolderStatus:
 def folder_status(folder: str | Path) -> FolderStatus:
     """Read one experiment folder's store and report (read-only)."""
     folder = Path(folder)
-    status = FolderStatus(folder, report=load_report(folder))
+    status = FolderStatus(folder)
+    errors = []
+    try:
+        status.report = load_report(folder)
+    except ReportFileError as error:
+        errors.append(str(error))
     if not (folder / STORE_FILENAME).is_file():
+        status.error = "; ".join(errors) or None
         return status
     try:
         with ResultStore.in_folder(folder, readonly=True) as store:
@@ -171,7 +199,11 @@ def folder_status(folder: str | Path) -> FolderStatus:
                     experiment, profile, cells_done, len(run.plan), seeds_done, seeds_total,
                     missing, run.started_at, run.finished_at))
     except StoreError as error:
-        status.error = str(error)
+        errors.append(str(error))
+    except (sqlite3.Error, ValueError, TypeError, KeyError) as error:  # anything else: say so
+        errors.append(f"the result store {folder / STORE_FILENAME} is damaged ({error}). "
+                      + recovery_hint(folder / STORE_FILENAME))
+    status.error = "; ".join(errors) or None
     return status
 
 
@@ -324,8 +356,20 @@ def _figure_id(report: ExperimentReport, figure: str) -> str:
     return f"fig-{_anchor(report.experiment)}-{_anchor(figure)}"
 
 
-def _data_uri(path: Path) -> str | None:
-    if not path.is_file():
+def _inside(folder: Path, name: str) -> Path | None:
+    """``folder / name`` if it resolves to a file inside ``folder`` (links followed), else
+    None: a report names its figures relative to its folder, and a self-contained page must
+    not embed any other local file (an absolute path, ``../``, a link pointing out)."""
+    try:
+        root = folder.resolve()
+        path = (folder / name).resolve()
+    except (OSError, RuntimeError, ValueError):
+        return None
+    return path if path.is_relative_to(root) and path != root else None
+
+
+def _data_uri(path: Path | None) -> str | None:
+    if path is None or not path.is_file():
         return None
     kind = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",
             ".svg": "image/svg+xml", ".gif": "image/gif"}.get(path.suffix.lower())
@@ -410,7 +454,11 @@ def _experiment_html(r: ExperimentReport) -> str:
 
 
 def _image_html(r: ExperimentReport, name: str, alt: str | None = None) -> str:
-    uri = _data_uri(r.folder / name)
+    inside = _inside(r.folder, name)
+    if inside is None:
+        return (f'<p class="missing">figure {_e(name)} is not a file inside {_e(r.folder)}; '
+                "only the experiment's own files are embedded</p>")
+    uri = _data_uri(inside)
     if uri is None:
         return f'<p class="missing">figure {_e(name)} is missing from {_e(r.folder)}</p>'
     return (f'<figure id="{_figure_id(r, name)}"><img src="{uri}" alt="{_e(alt or name)}">'
@@ -509,9 +557,8 @@ def write_combined_report(dirs: Sequence[str | Path], out: str | Path | None = N
     path = Path(out) if out is not None else Path(dirs[0]) / ("index.html" if html else "index.md")
     path.parent.mkdir(parents=True, exist_ok=True)
     text = combined_html(reports) if html else combined_markdown(reports, path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    with atomic_write(path) as tmp:  # removed again if the write or the rename fails
+        tmp.write_text(text, encoding="utf-8")
     return path
 
 

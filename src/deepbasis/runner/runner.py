@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Mapping, Sequence
 from contextlib import closing
 from dataclasses import dataclass
@@ -25,10 +24,11 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from .._files import atomic_write
 from .executors import CellTask, ExecutorError, jsonable, make_executor
 from .registry import get_experiment
 from .spec import Cell, Claim, Experiment, Report, settings_key
-from .store import ResultStore, StoreError, utc_now
+from .store import ResultStore, StoreError, folder_lock, utc_now
 
 __all__ = [
     "CellsFailed",
@@ -122,8 +122,10 @@ def run_experiment(
 
     Raises:
         ValueError: unknown experiment, profile or executor (the message lists valid ones).
-        StoreError: the store cannot be written (read-only folder, full disk) or belongs to
-            another schema version; what was stored before is intact.
+        StoreError: the store cannot be written (read-only folder, full disk), is damaged
+            (the message names what and how to recover it), belongs to another schema
+            version, or another run holds the folder's lock ("already running in PID …");
+            what was stored before is intact.
         CellsFailed: some cells raised; the others are stored.
         ExecutorError: a worker died, or Ray is not installed.
 
@@ -140,7 +142,7 @@ def run_experiment(
     out = Path(out) if out is not None else Path("results") / experiment.id
     cells = plan_cells(experiment, params)
 
-    with ResultStore.in_folder(out) as store:
+    with folder_lock(out), ResultStore.in_folder(out) as store:
         if fresh:
             store.delete_experiment(experiment.id)
         run_id = store.start_run(experiment.id, profile, params,
@@ -160,11 +162,11 @@ def run_experiment(
             raise CellsFailed(experiment.id, failures, len(cells))
         store.finish_run(run_id)
         records = _profile_records(store, experiment, cells)
-
-    out.mkdir(parents=True, exist_ok=True)
-    _write_jsonl(out / "records.jsonl", records)
-    report = experiment.report(records, params, out)
-    write_report(experiment, profile, report, out)
+        # Still under the lock: a second run must not write the same report files.
+        out.mkdir(parents=True, exist_ok=True)
+        _write_jsonl(out / "records.jsonl", records)
+        report = experiment.report(records, params, out)
+        write_report(experiment, profile, report, out)
     return RunResult(experiment, profile, out, records, report, computed, total - computed)
 
 
@@ -242,13 +244,8 @@ def _write_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
 
 def _write_text(path: Path, text: str) -> None:
     """Write via a temporary file and a rename, so a reader never sees half a file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
+    with atomic_write(path) as tmp:
         tmp.write_text(text)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def write_report(experiment: Experiment, profile: str, report: Report, out: Path) -> Path:

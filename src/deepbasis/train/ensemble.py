@@ -112,6 +112,13 @@ def fit_ensemble(
     Returns:
         :class:`EnsembleResult` with ``models``, ``histories``, ``losses`` and ``failed``.
 
+    Raises:
+        KeyboardInterrupt: Ctrl-C (or any other exception from inside the training loop,
+            re-raised unchanged): every member is left at its last completed step with a
+            matching head, and the exception's ``result`` attribute holds the
+            :class:`EnsembleResult` so far (``stop_reason="interrupted"`` in the histories of
+            the members that were still training; see :mod:`deepbasis.train.loop`).
+
     Examples:
         >>> import math, torch
         >>> from deepbasis import MLP, fit_ensemble, init
@@ -138,10 +145,20 @@ def fit_ensemble(
                          lstsq_method, rcond, ridge)
     settings.update(model_settings(models[0], head_of(models[0]), problem))
     settings["ensemble"] = len(models)
-    outcomes, times = run_loop(engine, steps=steps, target_loss=target_loss,
-                             callbacks=tuple(callbacks), metrics=dict(metrics or {}),
-                             metric_every=metric_every, check_every=check_every, progress=progress,
-                             desc=f"{method.upper()} ×{len(models)}")
+    try:
+        outcomes, times = run_loop(engine, steps=steps, target_loss=target_loss,
+                                   callbacks=tuple(callbacks), metrics=dict(metrics or {}),
+                                   metric_every=metric_every, check_every=check_every,
+                                   progress=progress, desc=f"{method.upper()} ×{len(models)}")
+    except BaseException as error:  # the members are at their last completed step
+        if hasattr(error, "_deepbasis_loop"):
+            outcomes, times = error._deepbasis_loop
+            error.result = _result(models, seeds, outcomes, times, method, settings, steps)
+        raise
+    return _result(models, seeds, outcomes, times, method, settings, steps)
+
+
+def _result(models, seeds, outcomes, times, method, settings, steps) -> EnsembleResult:
     histories = []
     for seed, outcome in zip(seeds, outcomes, strict=True):
         histories.append(make_history(outcome, times, method, {**settings, "seed": seed}))

@@ -116,6 +116,11 @@ def fit(
         FloatingPointError: the loss became non-finite; the message names the step, the
             model is restored to the last finite state (the step before), and the exception's
             ``history`` attribute holds the history up to and including the non-finite loss.
+        KeyboardInterrupt: Ctrl-C (or any other exception from inside the loop, e.g. from a
+            callback, re-raised unchanged): the model is left at its last completed step, with
+            an LS head that matches its hidden layers, and the exception's ``history``
+            attribute holds the history up to that step (``stop_reason="interrupted"``;
+            see :mod:`deepbasis.train.loop`).
 
     Examples:
         >>> import math, torch
@@ -141,10 +146,16 @@ def fit(
     else:
         engine = SingleEngine(model, *options)
     settings.update(model_settings(model, head, problem))
-    outcomes, times = run_loop(engine, steps=steps, target_loss=target_loss,
-                             callbacks=tuple(callbacks), metrics=dict(metrics or {}),
-                             metric_every=metric_every, check_every=check_every,
-                             progress=progress, desc=method.upper())
+    try:
+        outcomes, times = run_loop(engine, steps=steps, target_loss=target_loss,
+                                   callbacks=tuple(callbacks), metrics=dict(metrics or {}),
+                                   metric_every=metric_every, check_every=check_every,
+                                   progress=progress, desc=method.upper())
+    except BaseException as error:  # the model is at its last completed step: say how far
+        if hasattr(error, "_deepbasis_loop"):
+            outcomes, times = error._deepbasis_loop
+            error.history = make_history(outcomes[0], times, method, settings)
+        raise
     history = make_history(outcomes[0], times, method, settings)
     if outcomes[0].stop_reason == "non-finite":
         raise _non_finite_error(outcomes[0], history, lr)
