@@ -19,13 +19,14 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import _num_samples, check_is_fitted, validate_data
 
 from .._checks import check_choice
 from ..init import INITIALIZERS, initialize_
 from ..nn.mlp import ACTIVATIONS, MLP
 from ..train.history import History
 from ..train.lstsq import fit_head_
+from ..train.threads import check_threads, thread_policy
 from .io import DTYPES, read_model_file, save_model
 
 METHODS = ("lsgd", "gd")
@@ -84,6 +85,9 @@ class BasisRegressor(RegressorMixin, BaseEstimator):
         dtype: ``"float64"`` (default; needed for errors below ~1e-6) or ``"float32"``.
         device: torch device for training and prediction, e.g. ``"cpu"`` or ``"cuda"``.
         progress: show a progress bar while training.
+        threads: CPU threads while fitting: ``"auto"`` (one thread for problems too small to
+            gain from more, see :mod:`deepbasis.train.threads`), a positive int, or ``None``
+            (leave ``torch.get_num_threads()`` alone). Restored when ``fit`` returns.
 
     Attributes:
         model_: the fitted :class:`deepbasis.MLP`, from raw inputs to raw targets.
@@ -127,6 +131,7 @@ class BasisRegressor(RegressorMixin, BaseEstimator):
         dtype: str = "float64",
         device: str = "cpu",
         progress: bool = False,
+        threads: int | str | None = "auto",
     ) -> None:
         # scikit-learn convention: __init__ only stores the settings; fit checks them.
         self.width = width
@@ -143,6 +148,7 @@ class BasisRegressor(RegressorMixin, BaseEstimator):
         self.dtype = dtype
         self.device = device
         self.progress = progress
+        self.threads = threads
 
     # --- scikit-learn protocol ---------------------------------------------------------------
 
@@ -168,6 +174,16 @@ class BasisRegressor(RegressorMixin, BaseEstimator):
                 last finite state (see :func:`deepbasis.fit`).
         """
         settings = self._checked_settings()
+        try:  # the size measure of threads="auto"; validate_data explains bad X below
+            rows = _num_samples(X)
+        except (TypeError, ValueError):
+            rows = 0
+        candidates = settings["ensemble"] * len(settings["activations"])
+        work = rows * settings["width"] ** 2 * settings["depth"] * candidates  # ~rows × params
+        with thread_policy(check_threads(self.threads), work=work, device=settings["device"]):
+            return self._fit(X, y, settings)
+
+    def _fit(self, X, y, settings: dict) -> BasisRegressor:
         _check_finite("y", _as_float_or_none(y))  # before validate_data, whose y message is vague
         X, y = validate_data(self, X, y, multi_output=True, y_numeric=True, dtype=np.float64,
                              ensure_all_finite=False)
@@ -223,7 +239,7 @@ class BasisRegressor(RegressorMixin, BaseEstimator):
         self.validation_mse_ = None
         self.best_member_ = 0
         train = {"method": settings["method"], "steps": settings["steps"], "lr": settings["lr"],
-                 "progress": bool(self.progress)}
+                 "progress": bool(self.progress), "threads": None}  # thread_policy is set
         if constant.all():
             # Nothing to learn: the head is zero and the bias holds the mean (folded below).
             model = self._make_model(self.seeds_[0], m, activations[0])
