@@ -16,6 +16,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain help (click's): rich markup would eat every "[default: ...]" written in a help
+    # text and label flags "<bool>"; and not importing rich keeps `deepbasis --help` fast.
+    rich_markup_mode=None,
 )
 
 
@@ -36,28 +39,29 @@ def _root(
 @app.command("list")
 def list_experiments() -> None:
     """List the experiments (paper figures and tables) that `deepbasis run` reproduces."""
-    from .runner import registry
+    from .runner.registry import experiment_titles
 
-    for experiment in registry().values():
-        typer.echo(f"{experiment.id:<28} {experiment.title}")
+    for experiment_id, title in experiment_titles().items():  # without importing torch
+        typer.echo(f"{experiment_id:<28} {title}")
 
 
 @app.command("run")
 def run(
     experiment_id: str = typer.Argument(..., metavar="ID", help="Experiment id (deepbasis list)."),
-    profile: str = typer.Option("default", "--profile", "-p",
+    profile: str = typer.Option("default", "--profile", "-p", metavar="NAME",
                                 help="quick (seconds), default (minutes) or paper (full)."),
-    out: Path = typer.Option(None, "--out", "-o", help="Output folder (default: results/ID)."),
-    workers: int = typer.Option(None, "--workers", "-w", min=1,
+    out: Path = typer.Option(None, "--out", "-o", metavar="DIR",
+                             help="Output folder (default: results/ID)."),
+    workers: int = typer.Option(None, "--workers", "-w", metavar="N", min=1,
                                 help="Local worker processes (default: one per core); "
                                      "1 runs in-process."),
-    executor: str = typer.Option("local", "--executor", help="local or ray."),
-    address: str = typer.Option(None, "--address",
+    executor: str = typer.Option("local", "--executor", metavar="NAME", help="local or ray."),
+    address: str = typer.Option(None, "--address", metavar="ADDRESS",
                                 help="Ray cluster address, with --executor ray "
                                      "(default: start a local Ray)."),
     fresh: bool = typer.Option(False, "--fresh",
                                help="Forget this experiment's stored records and start over."),
-    threads: int = typer.Option(1, "--threads", min=1,
+    threads: int = typer.Option(1, "--threads", metavar="N", min=1,
                                 help="Torch threads per cell (the same for every executor, so "
                                      "records do not depend on how they were run)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),

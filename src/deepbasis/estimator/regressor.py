@@ -249,7 +249,9 @@ class BasisRegressor(RegressorMixin, BaseEstimator):
             history = History(loss=[0.0], time=[0.0], method=settings["method"],
                               settings={"steps": 0, "reason": "constant targets"})
         elif len(self.candidates_) == 1:
-            model, history = self._train_one(activations[0], self.seeds_[0], x, z, m, train)
+            model, history = self._train_one(activations[0], self.seeds_[0], x, z, m,
+                                             {**train, "progress": train["progress"] and
+                                              activations[0]})  # the bar's label
         else:
             # Several candidates (activations × seeds): train each on the same training rows,
             # keep the one with the lowest error on the held-out rows.
@@ -258,7 +260,10 @@ class BasisRegressor(RegressorMixin, BaseEstimator):
             val = torch.as_tensor(order[:n_val], device=device)
             tr = torch.as_tensor(order[n_val:], device=device)
             models, histories = [], []
-            for activation in activations:
+            for i, activation in enumerate(activations):
+                # Each candidate's bar says which it is ("relu 1/2"), so its ETA reads right.
+                label = f"{activation}{f' ×{E}' if E > 1 else ''} {i + 1}/{len(activations)}"
+                train["progress"] = bool(self.progress) and label
                 if E == 1:
                     one, history = self._train_one(activation, self.seeds_[0], x[tr], z[tr], m,
                                                    train)
