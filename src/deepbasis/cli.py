@@ -72,7 +72,8 @@ def run(
     after an interruption runs only what is missing.
     """
     from .runner.executors import ExecutorError, MissingDependencyError
-    from .runner.runner import CellsFailed, format_value, run_experiment
+    from .runner.runner import CellsFailed, format_value, run_experiment, smoke_note
+    from .runner.spec import verdict
     from .runner.store import StoreError
 
     if address is not None and executor != "ray":
@@ -98,12 +99,15 @@ def run(
     if tables:
         typer.echo("\n".join(tables) + "\n")
     claims = result.report.claims
+    if claims and not result.judged:  # a smoke run: say so before the claims
+        typer.echo(smoke_note(profile).replace("`", "") + "\n")
     for claim in claims:
-        verdict = "PASS" if claim.passed else "FAIL"
-        typer.echo(f"[{verdict}] {claim.claim}  (ours: {format_value(claim.value)})")
-    typer.echo(f"report: {result.out / 'report.md'}")
+        typer.echo(f"[{verdict(claim.passed, result.judged)}] {claim.claim}  "
+                   f"(ours: {format_value(claim.value)})")
+    folder = result.folder or result.out
+    typer.echo(f"report: {folder / 'report.md'}")
     for figure in result.report.figures:
-        typer.echo(f"figure: {result.out / figure}")
+        typer.echo(f"figure: {folder / figure}")
 
 
 @app.command("status")
