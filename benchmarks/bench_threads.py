@@ -8,7 +8,8 @@ median time per step of each, their ratio and ``rows × parameters`` (the size m
 lasts about ``--budget`` seconds. Never fails on timing.
 
     python benchmarks/bench_threads.py [--quick] [--threads 2]
-    python benchmarks/bench_threads.py --readme    # also the README's examples, 1 vs default
+
+The README's examples are timed by ``benchmarks/time_readme.py``.
 """
 
 from __future__ import annotations
@@ -17,8 +18,6 @@ import argparse
 import math
 import os
 import statistics
-import subprocess
-import sys
 import time
 
 import torch
@@ -41,28 +40,6 @@ def sizes(quick: bool) -> list[tuple[int, int]]:
     return [(w, n) for w in widths for n in rows]
 
 
-README_SNIPPETS = {
-    "ten-line example": "readme_ten_lines",
-    "estimator snippet": "readme_estimator",
-}
-
-
-def readme_timings(threads: int | None) -> dict[str, float]:
-    """Wall time of the README's examples in a fresh interpreter (``threads=None``: torch's
-    default thread count, i.e. what a user gets; the library's ``threads="auto"`` applies)."""
-    here = os.path.dirname(os.path.abspath(__file__))
-    out = {}
-    for label, name in README_SNIPPETS.items():
-        env = dict(os.environ)
-        code = (f"import sys; sys.path.insert(0, {here!r}); import readme_examples as r; "
-                f"r.{name}({threads!r})")
-        start = time.perf_counter()
-        subprocess.run([sys.executable, "-c", code], check=True, env=env,
-                       stdout=subprocess.DEVNULL)
-        out[label] = time.perf_counter() - start
-    return out
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true")
@@ -70,8 +47,6 @@ def main(argv: list[str] | None = None) -> None:
                         help="the thread count compared with one (default: every core)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--budget", type=float, default=1.0, help="seconds per timed run")
-    parser.add_argument("--readme", action="store_true",
-                        help="also time the README examples with 1 thread and the default")
     args = parser.parse_args(argv)
     print(f"torch {torch.__version__}, {os.cpu_count()} cores, load average "
           f"{os.getloadavg()[0]:.1f}; LSGD, depth 4, residual, float64; "
@@ -90,13 +65,6 @@ def main(argv: list[str] | None = None) -> None:
         params = sum(p.numel() for p in MLP(1, width, 4, residual=True).parameters())
         print(f"{width:>5} {rows:>7} {params:>7} {rows * params:>11.2e} {one * 1e3:>8.2f}ms "
               f"{many * 1e3:>8.2f}ms {one / many:>7.2f}×", flush=True)
-    if args.readme:
-        print("\nREADME examples, wall time of a fresh `python -c` (import included):")
-        one = readme_timings(1)
-        default = readme_timings(None)
-        for label in README_SNIPPETS:
-            print(f"  {label:<18} threads=1: {one[label]:6.1f} s   default: "
-                  f"{default[label]:6.1f} s")
 
 
 if __name__ == "__main__":

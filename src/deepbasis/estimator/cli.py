@@ -50,7 +50,7 @@ def fit_command(
                                help="Torch device, e.g. cpu or cuda."),
     threads: int = typer.Option(None, "--threads", metavar="N", min=1,
                                 help="CPU threads for PyTorch [auto: 1 while rows × parameters "
-                                     "< 5e8, where more do not help; else PyTorch's default]."),
+                                     "< 1e9, where more do not help; else PyTorch's default]."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Fit a BasisRegressor to DATA; print train / validation error, write the model and a plot.

@@ -108,7 +108,7 @@ def fit(
             bar (default 1 on the CPU, 50 on other devices; training may run up to
             ``check_every − 1`` steps past a reached target there).
         threads: CPU threads for the call: ``"auto"`` (default; one thread when
-            ``rows × parameters`` is below ~5e8, where more threads do not help, see
+            ``rows × parameters`` is below 1e9, where more threads do not help, see
             :mod:`deepbasis.train.threads`), a positive int, or ``None`` (leave
             ``torch.get_num_threads()`` as it is). The previous setting is restored on return.
 

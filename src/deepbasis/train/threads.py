@@ -2,13 +2,29 @@
 
 PyTorch's CPU kernels split large operations over ``torch.get_num_threads()`` threads. The
 networks and data of scientific regression are mostly small — a 32-wide network on a thousand
-points — and for them more threads only add synchronization: every one of the thousands of tiny
-kernels of a training run waits for the slowest thread, and on a machine whose cores are shared
-with other work that thread is often descheduled. Measured on the 2-core development machine
-(shared with other jobs; ``python benchmarks/bench_threads.py``), an LSGD step of a width-32,
-depth-4 network was never faster with two threads than with one up to 65,536 rows (``rows ×
-parameters`` ≈ 2.2e8), and up to 10× slower on a few hundred rows; the README's estimator
-snippet took 90 s with two threads against 11 s with one.
+points — and for them more threads only add synchronization: each of the thousands of small
+kernels of a training run waits for the slowest thread, and on a machine whose cores are
+shared with other work that thread is often descheduled.
+
+Measured on the 2-core development machine while it was shared with other jobs (load average
+~12; ``python benchmarks/bench_threads.py``, LSGD steps, residual depth 4, float64, median of
+3 interleaved runs), two threads against one:
+
+=====  ======  ===========  ========  =========  ========
+width  rows    rows×params  1 thread  2 threads  speed-up
+=====  ======  ===========  ========  =========  ========
+32     256     8.4e5        42 ms     1108 ms    0.04×
+32     4096    1.3e7        249 ms    2139 ms    0.12×
+32     65536   2.1e8        1296 ms   3709 ms    0.35×
+128    1024    5.1e7        558 ms    3035 ms    0.18×
+128    16384   8.2e8        6644 ms   11294 ms   0.59×
+=====  ======  ===========  ========  =========  ========
+
+Two threads never won there: the speed-up grows with the size but stays below 1 up to
+rows × parameters ≈ 8e8, so the crossover on that machine lies above it (see the table in
+``benchmarks/README.md`` for the largest size). An idle machine with more cores crosses over
+earlier; that was not measured. The README's estimator snippet took 90 s with two threads
+against 11 s with one there (issue 16).
 
 So every entry point that trains — :func:`deepbasis.fit`, :func:`deepbasis.fit_ensemble`,
 :class:`deepbasis.BasisRegressor` and ``deepbasis fit`` — takes ``threads``:
@@ -31,11 +47,10 @@ from contextlib import contextmanager
 
 import torch
 
-#: ``rows × parameters`` below which ``threads="auto"`` uses one thread. On the 2-core
-#: development machine two threads never beat one for width-32 networks up to 65,536 rows
-#: (≈ 2.2e8) and first beat it at width 128, depth 4 (≈ 5e4 parameters) from about 16,384 rows
-#: (≈ 8e8) (``benchmarks/bench_threads.py``). The bound sits between the two.
-AUTO_SINGLE_THREAD_WORK = 5e8
+#: ``rows × parameters`` below which ``threads="auto"`` uses one thread: above every size at
+#: which two threads lost on the shared 2-core development machine (8e8, module docstring), so
+#: problems that small always run on one thread, and larger ones keep PyTorch's threads.
+AUTO_SINGLE_THREAD_WORK = 1e9
 
 
 def check_threads(threads: object) -> int | str | None:
