@@ -49,7 +49,8 @@ def list_experiments() -> None:
 def run(
     experiment_id: str = typer.Argument(..., metavar="ID", help="Experiment id (deepbasis list)."),
     profile: str = typer.Option("default", "--profile", "-p", metavar="NAME",
-                                help="quick (seconds), default (minutes) or paper (full)."),
+                                help="quick (seconds; a smoke check, claims not judged), "
+                                     "default (minutes) or paper (full)."),
     out: Path = typer.Option(None, "--out", "-o", metavar="DIR",
                              help="Output folder (default: results/ID)."),
     workers: int = typer.Option(None, "--workers", "-w", metavar="N", min=1,
