@@ -111,3 +111,29 @@ def test_regressor_applies_threads_only_during_fit(two_threads, monkeypatch, thr
     with pytest.raises(ValueError, match="contains NaN"):  # restored on errors too
         BasisRegressor(steps=2, threads=threads).fit(X, np.full(20, np.nan))
     assert torch.get_num_threads() == two_threads
+
+
+@pytest.mark.parametrize("flag, inside", [((), 1), (("--threads", "3"), 3)])
+def test_cli_fit_applies_threads_only_during_the_fit(two_threads, monkeypatch, tmp_path, flag,
+                                                     inside):
+    from typer.testing import CliRunner
+
+    from deepbasis.cli import app
+    from deepbasis.estimator.regressor import BasisRegressor
+
+    seen = []
+    fit = BasisRegressor._fit
+
+    def spy(self, X, y, settings):
+        seen.append(torch.get_num_threads())
+        return fit(self, X, y, settings)
+
+    monkeypatch.setattr(BasisRegressor, "_fit", spy)
+    data = tmp_path / "d.csv"
+    data.write_text("x,y\n" + "".join(f"{k / 19},{(k / 19) ** 2}\n" for k in range(20)))
+    done = CliRunner().invoke(app, ["fit", str(data), "-t", "y", "-o", str(tmp_path / "m"),
+                                    "--steps", "2", "--width", "4", "--depth", "1",
+                                    "--no-progress", *flag])
+    assert done.exit_code == 0, done.output
+    assert seen == [inside]
+    assert torch.get_num_threads() == two_threads
