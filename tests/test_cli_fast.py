@@ -1,4 +1,4 @@
-"""`deepbasis --help`, `list` and `--version` answer without importing torch, and help reads well."""
+"""`deepbasis --help`, `list`, `--version` import no torch; help text reads well."""
 
 from __future__ import annotations
 

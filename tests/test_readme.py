@@ -68,7 +68,7 @@ def test_readme_example(code, tmp_path, monkeypatch, capsys):
     printed = capsys.readouterr().out.splitlines()
     wanted = expectations(code)
     assert len(printed) == len(wanted), printed
-    for line, (source, comment) in zip(printed, wanted, strict=True):
+    for line, (_, comment) in zip(printed, wanted, strict=True):
         if comment is not None and NUMBER.search(comment):
             check(line, comment)
 
