@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import _num_samples, check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._checks import check_choice
 from ..init import INITIALIZERS, initialize_
@@ -174,9 +174,10 @@ class BasisRegressor(RegressorMixin, BaseEstimator):
                 last finite state (see :func:`deepbasis.fit`).
         """
         settings = self._checked_settings()
-        try:  # the size measure of threads="auto"; validate_data explains bad X below
-            rows = _num_samples(X)
-        except (TypeError, ValueError):
+        try:  # the size measure of threads="auto"; validate_data explains a bad X below
+            shape = getattr(X, "shape", None)
+            rows = int(shape[0]) if shape else len(X)
+        except (TypeError, ValueError, IndexError):
             rows = 0
         candidates = settings["ensemble"] * len(settings["activations"])
         work = rows * settings["width"] ** 2 * settings["depth"] * candidates  # ~rows × params
