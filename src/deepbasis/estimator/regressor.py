@@ -28,6 +28,7 @@ from ..init import INITIALIZERS, initialize_
 from ..nn.mlp import ACTIVATIONS, MLP
 from ..train.history import History
 from ..train.lstsq import fit_head_
+from ..train.threads import check_threads, thread_policy
 from .io import DTYPES, ModelFileError, read_model_file, save_model
 
 METHODS = ("lsgd", "gd")
@@ -107,6 +108,9 @@ class BasisRegressor(RegressorMixin, BaseEstimator):
         dtype: ``"float64"`` (default; needed for errors below ~1e-6) or ``"float32"``.
         device: torch device for training and prediction, e.g. ``"cpu"`` or ``"cuda"``.
         progress: show a progress bar while training.
+        threads: CPU threads while fitting: ``"auto"`` (one thread for problems too small to
+            gain from more, see :mod:`deepbasis.train.threads`), a positive int, or ``None``
+            (leave ``torch.get_num_threads()`` alone). Restored when ``fit`` returns.
 
     Attributes:
         model_: the fitted :class:`deepbasis.MLP`, from raw inputs to raw targets.
@@ -150,6 +154,7 @@ class BasisRegressor(RegressorMixin, BaseEstimator):
         dtype: str = "float64",
         device: str = "cpu",
         progress: bool = False,
+        threads: int | str | None = "auto",
     ) -> None:
         # scikit-learn convention: __init__ only stores the settings; fit checks them.
         self.width = width
@@ -166,6 +171,7 @@ class BasisRegressor(RegressorMixin, BaseEstimator):
         self.dtype = dtype
         self.device = device
         self.progress = progress
+        self.threads = threads
 
     # --- scikit-learn protocol ---------------------------------------------------------------
 
@@ -196,6 +202,17 @@ class BasisRegressor(RegressorMixin, BaseEstimator):
                 last finite state (see :func:`deepbasis.fit`).
         """
         settings = self._checked_settings()
+        try:  # the size measure of threads="auto"; validate_data explains a bad X below
+            shape = getattr(X, "shape", None)
+            rows = int(shape[0]) if shape else len(X)
+        except (TypeError, ValueError, IndexError):
+            rows = 0
+        candidates = settings["ensemble"] * len(settings["activations"])
+        work = rows * settings["width"] ** 2 * settings["depth"] * candidates  # ~rows × params
+        with thread_policy(check_threads(self.threads), work=work, device=settings["device"]):
+            return self._fit(X, y, settings)
+
+    def _fit(self, X, y, settings: dict) -> BasisRegressor:
         _check_finite("y", _as_float_or_none(y))  # before validate_data, whose y message is vague
         X, y = validate_data(self, X, y, multi_output=True, y_numeric=True, dtype=np.float64,
                              ensure_all_finite=False)
@@ -252,7 +269,7 @@ class BasisRegressor(RegressorMixin, BaseEstimator):
         self.validation_mse_ = None
         self.best_member_ = 0
         train = {"method": settings["method"], "steps": settings["steps"], "lr": settings["lr"],
-                 "progress": bool(self.progress)}
+                 "progress": bool(self.progress), "threads": None}  # thread_policy is set
         if constant.all():
             # Nothing to learn: the head is zero and the bias holds the mean (folded below).
             model = self._make_model(self.seeds_[0], m, activations[0])
@@ -262,7 +279,9 @@ class BasisRegressor(RegressorMixin, BaseEstimator):
             history = History(loss=[0.0], time=[0.0], method=settings["method"],
                               settings={"steps": 0, "reason": "constant targets"})
         elif len(self.candidates_) == 1:
-            model, history = self._train_one(activations[0], self.seeds_[0], x, z, m, train)
+            model, history = self._train_one(activations[0], self.seeds_[0], x, z, m,
+                                             {**train, "progress": train["progress"] and
+                                              activations[0]})  # the bar's label
         else:
             # Several candidates (activations × seeds): train each on the same training rows,
             # keep the one with the lowest error on the held-out rows.
@@ -271,7 +290,10 @@ class BasisRegressor(RegressorMixin, BaseEstimator):
             val = torch.as_tensor(order[:n_val], device=device)
             tr = torch.as_tensor(order[n_val:], device=device)
             models, histories = [], []
-            for activation in activations:
+            for i, activation in enumerate(activations):
+                # Each candidate's bar says which it is ("relu 1/2"), so its ETA reads right.
+                label = f"{activation}{f' ×{E}' if E > 1 else ''} {i + 1}/{len(activations)}"
+                train["progress"] = bool(self.progress) and label
                 if E == 1:
                     one, history = self._train_one(activation, self.seeds_[0], x[tr], z[tr], m,
                                                    train)

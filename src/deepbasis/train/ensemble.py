@@ -49,6 +49,7 @@ from .history import History
 from .loop import Callback, Metric, make_history, run_loop
 from .lstsq import head_of
 from .problem import Problem
+from .threads import check_threads, model_work, problem_rows, thread_policy
 
 
 @dataclass
@@ -93,6 +94,7 @@ def fit_ensemble(
     metrics: Mapping[str, Metric] | None = None,
     metric_every: int = 1,
     check_every: int | None = None,
+    threads: int | str | None = "auto",
 ) -> EnsembleResult:
     """Train ``make_model(seed)`` for every seed as one batched computation.
 
@@ -108,6 +110,7 @@ def fit_ensemble(
             architecture, dtype and device.
         x, y: inputs and targets, or a problem (then ``y`` is omitted), as for ``fit``.
         seeds: one seed per member (at least one).
+        threads: as for ``fit``; ``"auto"`` counts the work of every member.
 
     Returns:
         :class:`EnsembleResult` with ``models``, ``histories``, ``losses`` and ``failed``.
@@ -134,6 +137,7 @@ def fit_ensemble(
                               lstsq_method=lstsq_method, rcond=rcond, ridge=ridge,
                               metrics=metrics, metric_every=metric_every,
                               check_every=check_every, optimizer_options=optimizer_options)
+    check_threads(threads)
     if not callable(make_model):
         raise TypeError(f"make_model must be a callable seed -> model, got {make_model!r}")
     seeds = _check_seeds(seeds)
@@ -146,10 +150,14 @@ def fit_ensemble(
     settings.update(model_settings(models[0], head_of(models[0]), problem))
     settings["ensemble"] = len(models)
     try:
-        outcomes, times = run_loop(engine, steps=steps, target_loss=target_loss,
-                                   callbacks=tuple(callbacks), metrics=dict(metrics or {}),
-                                   metric_every=metric_every, check_every=check_every,
-                                   progress=progress, desc=f"{method.upper()} ×{len(models)}")
+        with thread_policy(threads, work=model_work(problem_rows(problem), *models),
+                           device=head_of(models[0]).weight.device):
+            outcomes, times = run_loop(engine, steps=steps, target_loss=target_loss,
+                                       callbacks=tuple(callbacks), metrics=dict(metrics or {}),
+                                       metric_every=metric_every, check_every=check_every,
+                                       progress=bool(progress),
+                                       desc=progress if isinstance(progress, str)
+                                       else f"{method.upper()} ×{len(models)}")
     except BaseException as error:  # the members are at their last completed step
         if hasattr(error, "_deepbasis_loop"):
             outcomes, times = error._deepbasis_loop
