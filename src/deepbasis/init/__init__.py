@@ -12,6 +12,7 @@ from torch import nn
 
 from .._checks import GeneratorLike, check_choice
 from .box import box_, box_layer_parameters
+from .breakpoints import alpha_scale_, random_cpwl, set_spline_, spiky_, uniform_breakpoints_
 from .classic import glorot_, he_, orthogonal_, torch_default_
 
 INITIALIZERS: dict[str, Callable[..., nn.Module]] = {
@@ -28,7 +29,9 @@ def initialize_(module: nn.Module, name: str, *, generator: GeneratorLike = None
     """Initialize ``module`` in place with the initializer called ``name``.
 
     Valid names are the keys of :data:`INITIALIZERS` ('box', 'he', 'glorot', 'orthogonal',
-    'torch_default'); an unknown name raises a ``ValueError`` that lists them.
+    'torch_default'); an unknown name raises a ``ValueError`` that lists them. The spline-view
+    initializers (:func:`uniform_breakpoints_`, :func:`alpha_scale_`, :func:`spiky_`) need a
+    data range or a scale, so they are called directly, not by name.
     """
     check_choice("initializer", name, INITIALIZERS)
     return INITIALIZERS[name](module, generator=generator, **options)
@@ -36,11 +39,16 @@ def initialize_(module: nn.Module, name: str, *, generator: GeneratorLike = None
 
 __all__ = [
     "INITIALIZERS",
+    "alpha_scale_",
     "box_",
     "box_layer_parameters",
     "glorot_",
     "he_",
     "initialize_",
     "orthogonal_",
+    "random_cpwl",
+    "set_spline_",
+    "spiky_",
     "torch_default_",
+    "uniform_breakpoints_",
 ]
