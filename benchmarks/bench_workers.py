@@ -37,7 +37,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from deepbasis.experiments.store import ResultStore
+from deepbasis.runner.store import ResultStore
 
 
 def run_once(experiment: str, profile: str, workers: int, out: Path) -> tuple[float, float]:

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 import runner_fakes
 from deepbasis import __version__
 from deepbasis.cli import app
-from deepbasis.experiments.store import STORE_FILENAME
+from deepbasis.runner.store import STORE_FILENAME
 
 cli = CliRunner()
 
@@ -146,7 +146,7 @@ def test_status_of_a_broken_store_exits_1(tmp_path):
 def test_full_disk_while_writing_the_report_exits_1(tmp_path, monkeypatch):
     import errno
 
-    from deepbasis.experiments import runner
+    from deepbasis.runner import runner
 
     def full(path, text):
         raise OSError(errno.ENOSPC, "No space left on device", str(path))

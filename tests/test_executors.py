@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import runner_fakes
-from deepbasis.experiments.executors import (
+from deepbasis.runner.executors import (
     CellTask,
     ExecutorError,
     MissingDependencyError,
@@ -24,7 +24,7 @@ from deepbasis.experiments.executors import (
     make_executor,
     run_cell,
 )
-from deepbasis.experiments.runner import run_experiment
+from deepbasis.runner.runner import run_experiment
 
 TESTS = str(Path(__file__).parent)
 

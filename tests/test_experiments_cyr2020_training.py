@@ -11,13 +11,13 @@ import torch
 
 from conftest import SEEDS
 from deepbasis.experiments import get_experiment
-from deepbasis.experiments._cyr2020_common import (
+from deepbasis.experiments.cyr2020._common import (
     basis_diagnostics,
     build_model,
     subsample,
     train_cell,
 )
-from deepbasis.experiments.runner import run_experiment
+from deepbasis.runner.runner import run_experiment
 
 TRAINING = ["cyr2020.fig3", "cyr2020.fig5", "cyr2020.fig7", "cyr2020.fig9", "cyr2020.fig10",
             "cyr2020.fig11"]
@@ -103,7 +103,7 @@ def test_record_of_a_seed_does_not_depend_on_its_batch(seed):
 
 def test_fig14_matches_the_closed_form():
     """GD contracts f by 0.36 per step, LSGD by 0.1296, from f = 109 and 3.2 (module doc)."""
-    from deepbasis.experiments.cyr2020_fig14 import run
+    from deepbasis.experiments.cyr2020.fig14 import run
 
     params = get_experiment("cyr2020.fig14").params("default")
     (record,) = run(get_experiment("cyr2020.fig14").cells(params)[0].settings, (0,))
@@ -117,7 +117,7 @@ def test_fig14_matches_the_closed_form():
 
 
 def test_fig7_learning_rates_are_two_to_minus_k_plus_three():
-    from deepbasis.experiments.cyr2020_fig7 import learning_rate
+    from deepbasis.experiments.cyr2020.fig7 import learning_rate
 
     assert [learning_rate(d) for d in (8, 16, 32, 64, 128)] == [2.0**-(k + 3)
                                                                  for k in range(5)]
@@ -126,7 +126,7 @@ def test_fig7_learning_rates_are_two_to_minus_k_plus_three():
 
 
 def test_fig10_shares_the_common_sweep_point_and_fits_power_laws():
-    from deepbasis.experiments.cyr2020_fig10 import fitted_slope
+    from deepbasis.experiments.cyr2020.fig10 import fitted_slope
 
     experiment = get_experiment("cyr2020.fig10")
     for profile in ("quick", "default", "paper"):
@@ -138,7 +138,7 @@ def test_fig10_shares_the_common_sweep_point_and_fits_power_laws():
 
 
 def test_fig9_depth_trend_is_one_sided():
-    from deepbasis.experiments.cyr2020_fig9 import depth_trend
+    from deepbasis.experiments.cyr2020.fig9 import depth_trend
 
     def records(errors):
         return [{"settings": {"depth": d}, "rms": e} for d, e in errors]

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from deepbasis.experiments import get_experiment
-from deepbasis.experiments.cyr2020_fig6 import first_depth
-from deepbasis.experiments.cyr2020_fig8 import angular_width
-from deepbasis.experiments.cyr2020_fig16 import basis_numbers
-from deepbasis.experiments.runner import run_experiment
+from deepbasis.experiments.cyr2020.fig6 import first_depth
+from deepbasis.experiments.cyr2020.fig8 import angular_width
+from deepbasis.experiments.cyr2020.fig16 import basis_numbers
+from deepbasis.runner.runner import run_experiment
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

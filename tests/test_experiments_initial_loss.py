@@ -3,7 +3,7 @@ import json
 import pytest
 
 from deepbasis.experiments import PROFILES, get_experiment, registry
-from deepbasis.experiments.runner import run_experiment
+from deepbasis.runner.runner import run_experiment
 
 
 def test_quick_profile_writes_records_report_claims_and_figure(tmp_path):

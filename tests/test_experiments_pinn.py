@@ -8,10 +8,10 @@ import torch
 
 from deepbasis import MLP
 from deepbasis.experiments import get_experiment
-from deepbasis.experiments.cyr2020_appE import KINKS, characteristic_distance, cut_lines
-from deepbasis.experiments.cyr2020_fig12 import build_model, model_from, parameters_of
-from deepbasis.experiments.cyr2020_fig13 import log_slope
-from deepbasis.experiments.runner import run_experiment
+from deepbasis.experiments.cyr2020._pinn import build_model, model_from, parameters_of
+from deepbasis.experiments.cyr2020.appE import KINKS, characteristic_distance, cut_lines
+from deepbasis.experiments.cyr2020.fig13 import log_slope
+from deepbasis.runner.runner import run_experiment
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

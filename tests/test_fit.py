@@ -13,8 +13,8 @@ from torch import nn
 
 from conftest import SEEDS
 from deepbasis import MLP, History, Regression, analysis, fit, init
-from deepbasis.train.fit import OPTIMIZERS, solve_head
-from deepbasis.train.lstsq import design_matrix
+from deepbasis.train.lstsq import design_matrix, solve_head
+from deepbasis.train.optim import OPTIMIZERS
 
 DTYPE = torch.float64
 

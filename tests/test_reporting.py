@@ -17,7 +17,7 @@ from matplotlib import image as mpimg
 
 import runner_fakes
 from deepbasis.experiments import Report, registry
-from deepbasis.experiments.reporting import (
+from deepbasis.runner.reporting import (
     experiment_folders,
     folder_status,
     format_status,
@@ -26,8 +26,8 @@ from deepbasis.experiments.reporting import (
     unrun_experiments,
     write_combined_report,
 )
-from deepbasis.experiments.runner import run_experiment
-from deepbasis.experiments.store import STORE_FILENAME, ResultStore, Stamp
+from deepbasis.runner.runner import run_experiment
+from deepbasis.runner.store import STORE_FILENAME, ResultStore, Stamp
 
 EXTRA_MARKDOWN = """
 ## Details
@@ -182,11 +182,17 @@ def test_html_is_self_contained_and_complete(results, tmp_path):
     assert len(figure_links) == 5  # 4 claims, 1 body link "[the figure](loss_vs_width.png)"
 
 
+def _tags_only(html_text: str) -> str:
+    """HTML without the whitespace between tags and without table alignment styles."""
+    html_text = re.sub(r' style="text-align:\w+"', "", html_text)
+    return re.sub(r">\s+<", "><", html_text).replace("\n", " ")
+
+
 def test_markdown_to_html_subset():
-    html_text = markdown_to_html(
+    html_text = _tags_only(markdown_to_html(
         "# Title\n\nSome *em* and **strong** text\nwrapped, `a<b>`.\n\n"
         "| a | b \\| c |\n|---|:-:|\n| 1 | <x> |\n\n1. one\n2. two\n"
-    )
+    ))
     assert "<h1>Title</h1>" in html_text
     assert "<p>Some <em>em</em> and <strong>strong</strong> text wrapped, <code>a&lt;b&gt;</code>"\
         ".</p>" in html_text
@@ -194,6 +200,20 @@ def test_markdown_to_html_subset():
             "<td>&lt;x&gt;</td></tr></tbody></table>") in html_text
     assert "<ol><li>one</li><li>two</li></ol>" in html_text
     assert "<script>" not in markdown_to_html("<script>alert(1)</script>")
+
+
+def test_markdown_links_stay_inside_the_document():
+    html_text = markdown_to_html(
+        "[paper](https://arxiv.org/abs/1) [fig](a.png) [top](#top) [gone](b.png) "
+        "![plot](a.png) ![remote](https://example.org/x.png) [js](javascript:alert(1))",
+        images=lambda name: f"<img src=\"data:{name}\">",
+        links=lambda name: "#fig-a" if name == "a.png" else None)
+    assert "paper (<code>https://arxiv.org/abs/1</code>)" in html_text
+    assert '<a href="#fig-a">fig</a>' in html_text and '<a href="#top">top</a>' in html_text
+    assert "gone" in html_text and "b.png" not in html_text
+    assert '<img src="data:a.png">' in html_text and "remote" in html_text
+    assert "example.org" not in html_text  # an external image: its alt text only
+    assert 'href="javascript' not in html_text and 'href="http' not in html_text
 
 
 def test_report_needs_results(tmp_path):

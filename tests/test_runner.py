@@ -1,4 +1,4 @@
-"""Tests of the runner (experiments/runner.py): resume, atomic cells, failures, kill -9."""
+"""Tests of the runner (runner/runner.py): resume, atomic cells, failures, kill -9."""
 
 from __future__ import annotations
 
@@ -16,12 +16,12 @@ import pytest
 
 import runner_fakes
 from deepbasis.experiments import Cell, registry
-from deepbasis.experiments.runner import (
+from deepbasis.runner.runner import (
     CellsFailed,
     plan_cells,
     run_experiment,
 )
-from deepbasis.experiments.store import (
+from deepbasis.runner.store import (
     STORE_FILENAME,
     ResultStore,
     Stamp,

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-import deepbasis.train.stacked as stacked
+import deepbasis.train.engines.stacked as stacked
 from conftest import SEEDS
 from deepbasis import MLP, Regression, fit, fit_ensemble, init
 from deepbasis.train import D, LinearProblem, Term

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from deepbasis.experiments.spec import settings_key
-from deepbasis.experiments.store import (
+from deepbasis.runner.spec import settings_key
+from deepbasis.runner.store import (
     APPLICATION_ID,
     SCHEMA_VERSION,
     STORE_FILENAME,

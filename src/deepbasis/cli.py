@@ -36,7 +36,7 @@ def _root(
 @app.command("list")
 def list_experiments() -> None:
     """List the experiments (paper figures and tables) that `deepbasis run` reproduces."""
-    from .experiments import registry
+    from .runner import registry
 
     for experiment in registry().values():
         typer.echo(f"{experiment.id:<28} {experiment.title}")
@@ -67,9 +67,9 @@ def run(
     Every finished cell is stored at once in OUT/results.sqlite; rerunning the same command
     after an interruption runs only what is missing.
     """
-    from .experiments.executors import ExecutorError, MissingDependencyError
-    from .experiments.runner import CellsFailed, format_value, run_experiment
-    from .experiments.store import StoreError
+    from .runner.executors import ExecutorError, MissingDependencyError
+    from .runner.runner import CellsFailed, format_value, run_experiment
+    from .runner.store import StoreError
 
     if address is not None and executor != "ray":
         _fail("--address is only used with --executor ray", 2)
@@ -108,7 +108,7 @@ def status(
                                       help="Experiment folders, or a folder of them (results/)."),
 ) -> None:
     """Show what result folders hold: cells and seeds done vs planned, what is missing, claims."""
-    from .experiments.reporting import (
+    from .runner.reporting import (
         experiment_folders,
         folder_status,
         format_status,
@@ -135,7 +135,7 @@ def report(
                              help="File to write (default: DIR/index.md or DIR/index.html)."),
 ) -> None:
     """Build one report over every experiment in the folders: all claims first, then each one."""
-    from .experiments.reporting import write_combined_report
+    from .runner.reporting import write_combined_report
 
     try:
         path = write_combined_report(dirs, out, html=html)

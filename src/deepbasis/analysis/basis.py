@@ -7,13 +7,13 @@ import torch
 from torch import nn
 
 from .._checks import as_2d_inputs, as_2d_targets, check_finite
-from ..train.lstsq import _head_of, design_matrix, lstsq
+from ..train.lstsq import design_matrix, head_of, lstsq
 
 
 @torch.no_grad()
 def basis_functions(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """Evaluate the basis Φ(x) of a basis network: ``(N, w)``, no gradient."""
-    _head_of(model)
+    head_of(model)
     return model.features(x)
 
 
@@ -26,7 +26,7 @@ def initial_basis_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
     head for the model's current basis: how well the *initial* basis can fit ``y``. The model is
     not changed; :func:`deepbasis.fit_head_` writes the solution into the head.
     """
-    head = _head_of(model)
+    head = head_of(model)
     x = as_2d_inputs("x", x, x.shape[-1] if x.ndim == 2 else 1)
     y = as_2d_targets("y", y, x.shape[0], head.out_features)
     phi = check_finite("features(x)", model.features(x))

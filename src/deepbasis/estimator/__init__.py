@@ -2,8 +2,8 @@
 
 - :class:`BasisRegressor` (``regressor.py``): Box-initialized residual ReLU network trained by
   LSGD, with input/target scaling, multi-output ``y`` and batched ensembles.
-- :func:`save_model` / :func:`load_model` (``io.py``): one ``.safetensors`` file with a JSON
-  description; loading never executes code from the file.
+- :func:`save_model` / :func:`load_model` (``io.py`` / ``regressor.py``): one ``.safetensors``
+  file with a JSON description; loading never executes code from the file.
 - :func:`read_table` (``data.py``): CSV, Parquet and NPZ, with errors naming row and column.
 - ``cli.py``: the ``deepbasis fit`` and ``deepbasis predict`` commands.
 
@@ -18,7 +18,7 @@ import importlib
 _LAZY = {
     "BasisRegressor": "regressor",
     "save_model": "io",
-    "load_model": "io",
+    "load_model": "regressor",
     "read_description": "io",
     "ModelFileError": "io",
     "read_table": "data",

@@ -127,7 +127,8 @@ def predict_command(
     import numpy as np
 
     from .data import DataError, read_columns, read_table, write_table
-    from .io import ModelFileError, load_model
+    from .io import ModelFileError
+    from .regressor import load_model
 
     try:
         estimator = load_model(model)

@@ -14,25 +14,45 @@ The header is plain JSON at the start of the file, so ``read_description(path)``
 safetensors reader) shows it without loading the weights. Loading builds the network from the
 validated description and copies the tensors in; it never unpickles or executes anything from
 the file. A single file (rather than a folder of weights + JSON) cannot lose one half.
+
+This module knows the file, not the estimator class: :func:`read_model_file` returns the
+validated network and description, and :func:`deepbasis.estimator.load_model` (in
+``regressor.py``, which imports this module and not the other way round) turns them back into
+a ``BasisRegressor``.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from .. import __version__
+from ..nn.mlp import ACTIVATIONS, MLP
 
 FORMAT = "deepbasis.regressor"
 FORMAT_VERSION = 1
+DTYPES = {"float64": torch.float64, "float32": torch.float32}  # the dtypes a model file holds
 
 
 class ModelFileError(ValueError):
     """A model file is unreadable, corrupt, truncated, of another format or another version."""
+
+
+@dataclass
+class ModelFile:
+    """What :func:`read_model_file` found in a file, validated."""
+
+    model: MLP  # the network, weights loaded, in eval mode
+    description: dict  # the JSON description (see the module docstring)
+    x_lower: list[float]  # the input box and target scaling, each checked for its length
+    x_upper: list[float]
+    y_mean: list[float]
+    y_scale: list[float]
 
 
 def save_model(estimator, path: str | Path, **extra) -> Path:
@@ -119,12 +139,11 @@ def read_description(path: str | Path) -> dict:
     return _parse_description(Path(path), metadata)
 
 
-def load_model(path: str | Path):
-    """Read a :class:`~deepbasis.BasisRegressor` written by :func:`save_model`.
+def read_model_file(path: str | Path) -> ModelFile:
+    """The validated contents of a model file: the network rebuilt from the description, with
+    the weights copied in from the safetensors data (nothing in the file is executed).
 
-    The network is rebuilt from the file's validated description and its weights are copied
-    in from the safetensors data; nothing in the file is executed. ``predict`` of the loaded
-    regressor equals that of the saved one exactly (same dtype and device).
+    :func:`deepbasis.estimator.load_model` turns them back into a ``BasisRegressor``.
 
     Raises:
         FileNotFoundError: no such file.
@@ -132,9 +151,6 @@ def load_model(path: str | Path):
             by something else, has a format version this deepbasis cannot read, or its tensors
             do not match its description.
     """
-    from ..nn.mlp import ACTIVATIONS, MLP
-    from .regressor import DTYPES, BasisRegressor
-
     path = Path(path)
     metadata, tensors = _open(path, tensors=True)
     description = _parse_description(path, metadata)
@@ -155,7 +171,8 @@ def load_model(path: str | Path):
                     domain=(lower, upper), dtype=DTYPES[arch["dtype"]])
         scaling = description["scaling"]
         fitted = description["fitted"]
-        params = description["params"]
+        if not isinstance(description["params"], dict):
+            raise ValueError("params must be a JSON object")
         d, m = sizes["in_features"], sizes["out_features"]
         x_lower, x_upper = (_float_list(scaling[k], d) for k in ("x_lower", "x_upper"))
         y_mean, y_scale = (_float_list(scaling[k], m) for k in ("y_mean", "y_scale"))
@@ -181,36 +198,7 @@ def load_model(path: str | Path):
             )
     model.load_state_dict(tensors, strict=True)
     model.eval()
-
-    known = BasisRegressor().get_params(deep=False)
-    settings = {k: v for k, v in params.items() if k in known}
-    if isinstance(settings.get("activation"), list):  # JSON has no tuples
-        settings["activation"] = tuple(settings["activation"])
-    estimator = BasisRegressor(**settings)
-    device = estimator.device
-    try:
-        model.to(device)
-    except (RuntimeError, TypeError, AssertionError):  # e.g. saved on a GPU, loaded without
-        estimator.device = "cpu"
-    estimator.model_ = model
-    estimator.n_features_in_ = d
-    if fitted.get("feature_names_in") is not None:
-        estimator.feature_names_in_ = np.asarray(fitted["feature_names_in"], dtype=object)
-    estimator.n_outputs_ = m
-    estimator._target_is_1d = bool(fitted["target_is_1d"])
-    estimator.x_lower_ = np.asarray(x_lower)
-    estimator.x_upper_ = np.asarray(x_upper)
-    estimator.y_mean_ = np.asarray(y_mean)
-    estimator.y_scale_ = np.asarray(y_scale)
-    estimator.seeds_ = list(fitted.get("seeds", []))
-    estimator.activation_ = arch["activation"]
-    estimator.candidates_ = [(str(a), int(seed)) for a, seed in fitted.get("candidates", [])]
-    estimator.best_member_ = int(fitted.get("best_member", 0))
-    mse = fitted.get("validation_mse")
-    estimator.validation_mse_ = None if mse is None else np.asarray(mse, dtype=np.float64)
-    estimator.history_ = _history_from_dict(description.get("history"))
-    estimator.extra_ = description.get("extra", {})
-    return estimator
+    return ModelFile(model, description, x_lower, x_upper, y_mean, y_scale)
 
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -297,9 +285,3 @@ def _json_params(params: dict) -> dict:
 
 def _history_to_dict(history) -> dict | None:
     return None if history is None else history.to_dict()
-
-
-def _history_from_dict(data: dict | None):
-    from ..train.history import History
-
-    return None if data is None else History.from_dict(data)

@@ -26,10 +26,10 @@ from ..init import INITIALIZERS, initialize_
 from ..nn.mlp import ACTIVATIONS, MLP
 from ..train.history import History
 from ..train.lstsq import fit_head_
+from .io import DTYPES, read_model_file, save_model
 
 METHODS = ("lsgd", "gd")
 AUTO_ACTIVATIONS = ("relu", "tanh")  # what activation="auto" chooses from
-DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
 
 class BasisRegressor(RegressorMixin, BaseEstimator):
@@ -293,15 +293,11 @@ class BasisRegressor(RegressorMixin, BaseEstimator):
     def save(self, path: str | Path, **extra) -> Path:
         """Write the fitted regressor to a ``.safetensors`` file (see
         :func:`deepbasis.estimator.save_model`); returns the path."""
-        from .io import save_model
-
         return save_model(self, path, **extra)
 
     @classmethod
     def load(cls, path: str | Path) -> BasisRegressor:
         """Read a regressor written by :meth:`save` (never executes code from the file)."""
-        from .io import load_model
-
         return load_model(path)
 
     # --- helpers -----------------------------------------------------------------------------
@@ -368,6 +364,53 @@ class BasisRegressor(RegressorMixin, BaseEstimator):
             raise ValueError(f"device must name a torch device such as 'cpu' or 'cuda', got "
                              f"{self.device!r}") from None
         return settings
+
+
+def load_model(path: str | Path) -> BasisRegressor:
+    """Read a :class:`~deepbasis.BasisRegressor` written by :func:`deepbasis.estimator.save_model`.
+
+    The network is rebuilt from the file's validated description and its weights are copied
+    in from the safetensors data (:func:`deepbasis.estimator.io.read_model_file`); nothing in
+    the file is executed. ``predict`` of the loaded regressor equals that of the saved one
+    exactly (same dtype and device).
+
+    Raises:
+        FileNotFoundError, ModelFileError: as :func:`~deepbasis.estimator.io.read_model_file`
+            (no such file; not a readable deepbasis model file of this format version).
+    """
+    file = read_model_file(path)
+    model, description = file.model, file.description
+    fitted, params = description["fitted"], description["params"]
+    known = BasisRegressor().get_params(deep=False)
+    settings = {k: v for k, v in params.items() if k in known}
+    if isinstance(settings.get("activation"), list):  # JSON has no tuples
+        settings["activation"] = tuple(settings["activation"])
+    estimator = BasisRegressor(**settings)
+    device = estimator.device
+    try:
+        model.to(device)
+    except (RuntimeError, TypeError, AssertionError):  # e.g. saved on a GPU, loaded without
+        estimator.device = "cpu"
+    estimator.model_ = model
+    estimator.n_features_in_ = model.in_features
+    if fitted.get("feature_names_in") is not None:
+        estimator.feature_names_in_ = np.asarray(fitted["feature_names_in"], dtype=object)
+    estimator.n_outputs_ = model.out_features
+    estimator._target_is_1d = bool(fitted["target_is_1d"])
+    estimator.x_lower_ = np.asarray(file.x_lower)
+    estimator.x_upper_ = np.asarray(file.x_upper)
+    estimator.y_mean_ = np.asarray(file.y_mean)
+    estimator.y_scale_ = np.asarray(file.y_scale)
+    estimator.seeds_ = list(fitted.get("seeds", []))
+    estimator.activation_ = model.activation_name
+    estimator.candidates_ = [(str(a), int(seed)) for a, seed in fitted.get("candidates", [])]
+    estimator.best_member_ = int(fitted.get("best_member", 0))
+    mse = fitted.get("validation_mse")
+    estimator.validation_mse_ = None if mse is None else np.asarray(mse, dtype=np.float64)
+    estimator.history_ = (None if description.get("history") is None
+                          else History.from_dict(description["history"]))
+    estimator.extra_ = description.get("extra", {})
+    return estimator
 
 
 def _activations(value) -> list[str]:

@@ -1,42 +1,14 @@
-"""Reproductions: one module per paper figure or table, found by name.
+"""Reproductions: one package per paper, one module per figure or table, named after it.
 
-Every module ``experiments/<paper>_<name>.py`` that defines ``EXPERIMENT`` is registered as
-``<paper>.<name>`` (e.g. ``cyr2020_fig5.py`` → ``cyr2020.fig5``), so adding an experiment is
-adding a file.
+``experiments/cyr2020/fig5.py`` is the experiment ``cyr2020.fig5``; code that several experiments
+of one paper share lives in that paper's private modules (``cyr2020/_pinn.py``). No experiment
+module imports another. :mod:`.plotting` holds the figure helpers every paper uses. The
+machinery that finds, runs, stores and reports experiments is :mod:`deepbasis.runner`; its
+contract and registry are re-exported here.
 """
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-from functools import cache
-
-from .spec import PROFILES, Cell, Claim, Experiment, Report
-
-_NOT_EXPERIMENTS = {"spec", "runner", "plotting", "store", "executors", "reporting", "cli"}
-
-
-@cache
-def registry() -> dict[str, Experiment]:
-    """All experiments, by id, sorted."""
-    found: dict[str, Experiment] = {}
-    for info in pkgutil.iter_modules(__path__):
-        if info.name.startswith("_") or info.name in _NOT_EXPERIMENTS or "_" not in info.name:
-            continue
-        module = importlib.import_module(f"{__name__}.{info.name}")
-        experiment = getattr(module, "EXPERIMENT", None)
-        if isinstance(experiment, Experiment):
-            found[experiment.id] = experiment
-    return dict(sorted(found.items()))
-
-
-def get_experiment(experiment_id: str) -> Experiment:
-    """Look up an experiment; an unknown id lists the valid ones."""
-    experiments = registry()
-    if experiment_id not in experiments:
-        valid = "\n  ".join(experiments)
-        raise ValueError(f"unknown experiment {experiment_id!r}; valid ids:\n  {valid}")
-    return experiments[experiment_id]
-
+from ..runner import PROFILES, Cell, Claim, Experiment, Report, get_experiment, registry
 
 __all__ = ["PROFILES", "Cell", "Claim", "Experiment", "Report", "get_experiment", "registry"]

@@ -1,9 +1,9 @@
 """How a network *learns*: least squares for the head, LSGD and GD, ensembles, PINN problems."""
 
 from .ensemble import EnsembleResult, fit_ensemble
-from .fit import fit, solve_head
+from .fit import fit
 from .history import History
-from .lstsq import LstsqResult, design_matrix, fit_head_, lstsq, set_head_
+from .lstsq import LstsqResult, design_matrix, fit_head_, lstsq, set_head_, solve_head
 from .operators import D, Identity, LinearProblem, Operator, Term
 from .problem import Problem, Regression, head_parameters, problem_loss
 

@@ -2,24 +2,24 @@ r"""Ensembles: E independently seeded members trained as one batched computation
 
 The papers report means over 10–16 seeds per curve. Training them one after another repeats
 small, overhead-bound operations E times; here every iteration makes one batched forward pass,
-one batched least-squares solve (the batch dimensions of :func:`deepbasis.train.fit.solve_head`),
-one backward pass of the summed loss and one optimizer step for all members.
+one batched least-squares solve (the batch dimensions of
+:func:`deepbasis.train.lstsq.solve_head`), one backward pass of the summed loss and one
+optimizer step for all members.
 
 **Two engines.** :class:`~deepbasis.MLP` regressions (what the experiments train) take the
-stacked fast path of :mod:`deepbasis.train.stacked`, which :func:`deepbasis.fit` uses as well,
-with one member. Any other basis network or problem (e.g. the physics-informed
-:class:`~deepbasis.train.LinearProblem`) takes a generic engine: the parameters are stacked
-into ``(E, …)`` tensors (``torch.func.stack_module_state``) and ``problem.rows`` is vmapped
-over them with ``torch.func.functional_call``; autograd then runs on the batched operations.
+stacked fast path of :mod:`deepbasis.train.engines.stacked`, which :func:`deepbasis.fit` uses
+as well, with one member. Any other basis network or problem (e.g. the physics-informed
+:class:`~deepbasis.train.LinearProblem`) takes the generic engine of
+:mod:`deepbasis.train.engines.vmap`, which vmaps ``problem.rows`` over the stacked parameters.
 
 **Each member gets what a separate run gives.** Members do not interact: the summed loss has a
 block-diagonal gradient, the LS solves are per matrix, and every optimizer offered is
 elementwise, so a batched step is E separate steps. On the fast path it is so bit for bit:
 every kernel gives member e the same bits whatever E is, so a member's losses and parameters
-*equal* those of ``fit(make_model(seed), …)`` (tested over activations, depths, input and
-output dimensions, optimizers and 1–2 threads; with several threads only up to about 500
-points, see :mod:`deepbasis.train.stacked`). That matters because LSGD with Adam amplifies
-rounding: a separate run with x moved by one ulp ends O(1) away within tens of steps
+*equal* those of ``fit(make_model(seed), …)`` (tested with one thread over activations, depths,
+input and output dimensions and optimizers; where MKL picks a processor-specific code path, as
+on AMD EPYC, only with ``MKL_CBWR=COMPATIBLE``; see :mod:`deepbasis.train.engines.stacked`). That matters because LSGD with Adam
+amplifies rounding: a separate run with x moved by one ulp ends O(1) away within tens of steps
 (``benchmarks/bench_ensemble.py`` prints both). The generic engine's vmapped kernels round
 differently from a separate run's, so there members agree only up to that rounding and what
 the training run makes of it (tests: 1e-10 for GD; up to ~1e-9 in the loss for LSGD with SGD).
@@ -33,7 +33,6 @@ callback returns ``True`` are frozen the same way; the loop ends when every memb
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,23 +42,13 @@ import torch
 from torch import nn
 
 from .._checks import GeneratorLike
-from .fit import (
-    Callback,
-    Metric,
-    _check_model_finite,
-    _check_settings,
-    _Engine,
-    _model_settings,
-    _train,
-    as_problem,
-    make_history,
-    make_optimizer,
-    solve_head,
-)
+from .checks import as_problem, check_model_finite, check_settings, model_settings
+from .engines.stacked import StackedMLPEngine, stackable
+from .engines.vmap import VmapEngine
 from .history import History
-from .lstsq import _head_of
-from .problem import Problem, problem_loss
-from .stacked import StackedMLPEngine, stackable
+from .loop import Callback, Metric, make_history, run_loop
+from .lstsq import head_of
+from .problem import Problem
 
 
 @dataclass
@@ -133,23 +122,23 @@ def fit_ensemble(
         >>> result.losses.shape
         (3, 21)
     """
-    settings = _check_settings(method=method, steps=steps, lr=lr, optimizer=optimizer,
-                               generator=generator, callbacks=callbacks, target_loss=target_loss,
-                               lstsq_method=lstsq_method, rcond=rcond, ridge=ridge,
-                               metrics=metrics, metric_every=metric_every,
-                               check_every=check_every, optimizer_options=optimizer_options)
+    settings = check_settings(method=method, steps=steps, lr=lr, optimizer=optimizer,
+                              generator=generator, callbacks=callbacks, target_loss=target_loss,
+                              lstsq_method=lstsq_method, rcond=rcond, ridge=ridge,
+                              metrics=metrics, metric_every=metric_every,
+                              check_every=check_every, optimizer_options=optimizer_options)
     if not callable(make_model):
         raise TypeError(f"make_model must be a callable seed -> model, got {make_model!r}")
     seeds = _check_seeds(seeds)
     models = [make_model(seed) for seed in seeds]
     _check_members(models)
     problem = as_problem(models[0], x, y)
-    engine_type = StackedMLPEngine if stackable(models[0], problem) else _EnsembleEngine
+    engine_type = StackedMLPEngine if stackable(models[0], problem) else VmapEngine
     engine = engine_type(models, problem, method, optimizer, float(lr), optimizer_options,
                          lstsq_method, rcond, ridge)
-    settings.update(_model_settings(models[0], _head_of(models[0]), problem))
+    settings.update(model_settings(models[0], head_of(models[0]), problem))
     settings["ensemble"] = len(models)
-    outcomes, times = _train(engine, steps=steps, target_loss=target_loss,
+    outcomes, times = run_loop(engine, steps=steps, target_loss=target_loss,
                              callbacks=tuple(callbacks), metrics=dict(metrics or {}),
                              metric_every=metric_every, check_every=check_every, progress=progress,
                              desc=f"{method.upper()} ×{len(models)}")
@@ -180,139 +169,15 @@ def _check_members(models: list[nn.Module]) -> None:
         raise TypeError(f"make_model must return an nn.Module, got {type(first).__name__}")
     signature = _signature(first)
     for e, model in enumerate(models):
-        _head_of(model)
+        head_of(model)
         if _signature(model) != signature:
             raise ValueError(
                 f"member {e} does not have the architecture of member 0 (parameter names, "
                 "shapes, dtypes and devices must match); make_model must build the same "
                 "network for every seed")
-        _check_model_finite(model)
+        check_model_finite(model)
 
 
 def _signature(model: nn.Module) -> list[tuple]:
     return [(name, tuple(t.shape), t.dtype, t.device, t.requires_grad)
             for name, t in [*model.named_parameters(), *model.named_buffers()]]
-
-
-class _RowsOf(nn.Module):
-    """``problem.rows(model)`` as a module call, so functional_call can swap the parameters."""
-
-    def __init__(self, model: nn.Module, problem: Problem) -> None:
-        super().__init__()
-        self.model = model
-        object.__setattr__(self, "problem", problem)  # not a submodule, even if it is a Module
-
-    def forward(self) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.problem.rows(self.model)
-
-
-class _EnsembleEngine(_Engine):
-    def __init__(self, models, problem, method, optimizer, lr, optimizer_options, lstsq_method,
-                 rcond, ridge) -> None:
-        self.models = models
-        self.n_members = len(models)
-        head = _head_of(models[0])
-        self.device = head.weight.device
-        self.lsgd = method == "lsgd"
-        self.width = head.in_features
-        self.solve = dict(method=lstsq_method, rcond=rcond, ridge=ridge)
-        names = {id(p): name for name, p in models[0].named_parameters()}
-        self.head_weight = "model." + names[id(head.weight)]
-        self.head_bias = "model." + names[id(head.bias)] if head.bias is not None else None
-        params, buffers = torch.func.stack_module_state(models)  # name -> (E, ...)
-        self.params = {"model." + k: v for k, v in params.items()}
-        self.buffers = {"model." + k: v for k, v in buffers.items()}
-        skeleton = _RowsOf(copy.deepcopy(models[0]), problem)
-
-        def rows(p, b):
-            return torch.func.functional_call(skeleton, {**p, **b}, ())
-
-        self._rows = torch.func.vmap(rows, in_dims=(0, 0), randomness="error")
-        head_names = {self.head_weight, self.head_bias}
-        self.trained = [t for name, t in self.params.items() if t.requires_grad
-                        and (not self.lsgd or name not in head_names)]
-        if not self.trained:
-            raise ValueError("the members have no trainable hidden parameters; for a "
-                             "least-squares fit of the head alone use deepbasis.fit_head_")
-        self.optimizer = make_optimizer(optimizer, self.trained, lr, optimizer_options)
-        self.frozen: dict[int, dict[str, torch.Tensor]] = {}
-        self.theta: torch.Tensor | None = None
-        self.member_params = [dict(m.named_parameters()) for m in models]
-
-    def forward(self) -> torch.Tensor:
-        A, b = self._rows(self.params, self.buffers)  # (E, N, w + 1), (E, N, m)
-        weight = self.params[self.head_weight]  # (E, m, w)
-        bias = self.params[self.head_bias] if self.head_bias else None  # (E, m)
-        if self.lsgd:
-            theta = solve_head(A.detach(), b, **self.solve)  # (E, w + 1, m)
-            self.theta = theta  # written into the heads when needed, as in fit
-        else:
-            theta = weight.mT  # (E, w, m)
-            if bias is not None:
-                theta = torch.cat([theta, bias[:, None, :]], dim=1)  # (E, w + 1, m)
-        return problem_loss(A, b, theta)  # (E,)
-
-    @torch.no_grad()
-    def _write_heads(self) -> None:
-        if self.theta is not None:
-            self.params[self.head_weight].copy_(self.theta[:, :self.width].mT)
-            if self.head_bias is not None:
-                self.params[self.head_bias].copy_(self.theta[:, self.width])
-            self.theta = None
-            self._apply_frozen()
-
-    def backward(self, loss: torch.Tensor) -> None:
-        loss.sum().backward()  # members are independent: block-diagonal gradient
-
-    def step(self) -> None:
-        self.optimizer.step()
-        for t in self.trained:
-            t.grad = None
-        self._apply_frozen()
-
-    @torch.no_grad()
-    def _apply_frozen(self) -> None:
-        for e, state in self.frozen.items():
-            for name, value in state.items():
-                self.params[name][e] = value
-
-    def freeze(self, member: int) -> None:
-        self._write_heads()
-        self.frozen[member] = {name: t[member].detach().clone()
-                               for name, t in self.params.items()}
-
-    def snapshot(self):
-        self._write_heads()
-        params = {name: t.detach().clone() for name, t in self.params.items()}
-        return params, copy.deepcopy(self.optimizer.state_dict())
-
-    def restore(self, state) -> None:
-        params, optimizer_state = state
-        self.theta = None
-        with torch.no_grad():
-            for name, saved in params.items():
-                self.params[name].copy_(saved)
-        self.optimizer.load_state_dict(copy.deepcopy(optimizer_state))
-        self.optimizer.zero_grad(set_to_none=True)
-        self._apply_frozen()
-
-    @torch.no_grad()
-    def member_model(self, member: int) -> nn.Module:
-        self._write_heads()
-        for name, p in self.member_params[member].items():
-            p.copy_(self.params["model." + name][member])
-        return self.models[member]
-
-    @torch.no_grad()
-    def write_back(self, member: int) -> None:
-        for name, p in self.member_params[member].items():
-            self.params["model." + name][member] = p
-
-    @torch.no_grad()
-    def finish(self) -> None:
-        self._write_heads()
-        for e in range(self.n_members):
-            state = self.frozen.get(e)
-            for name, p in self.member_params[e].items():
-                key = "model." + name
-                p.copy_(state[key] if state is not None else self.params[key][e])

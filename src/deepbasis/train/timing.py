@@ -22,7 +22,8 @@ import torch
 
 from ..init import he_
 from ..nn import MLP
-from .fit import fit, make_optimizer
+from .fit import fit
+from .optim import make_optimizer
 
 TABLE1_SIZES = (4, 16, 64, 256)
 

@@ -12,7 +12,7 @@ Claims (thresholds fixed before running):
    orders", with half an order of slack);
 3. Box at L = 16 collapses: in at least half the seeds every initial basis function is
    constant on the data (rank 0 of the centered features, see
-   :func:`._cyr2020_common.basis_diagnostics`);
+   :func:`._common.basis_diagnostics`);
 4. Box at L = 16 fails to train: its mean log10 loss falls by less than one order of magnitude
    from the initial LS loss to the end.
 """
@@ -26,7 +26,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._cyr2020_common import (
+from ...runner import Cell, Claim, Experiment, Report
+from ..plotting import markdown_table, new_figure, save_figure
+from ._common import (
     INIT_LABELS,
     build_model,
     data,
@@ -37,8 +39,6 @@ from ._cyr2020_common import (
     loss_band_figure,
     train_cell,
 )
-from .plotting import markdown_table, new_figure, save_figure
-from .spec import Cell, Claim, Experiment, Report
 
 _COMMON = {"target": "sin2pi", "points": 256, "width": 32, "residual": False,
            "activation": "relu", "method": "lsgd", "optimizer": "adam", "lr": 0.005,

@@ -22,20 +22,20 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..nn import MLP
-from ..problems.transport import TENT_HALF_WIDTH, TENT_PEAK
-from .cyr2020_fig12 import _PAPER, model_from, parameters_of, solution_on_grid, train
-from .plotting import markdown_table, new_figure, save_figure
-from .spec import Cell, Experiment, Report
+from ...nn import MLP
+from ...problems.transport import TENT_HALF_WIDTH, TENT_PEAK
+from ...runner import Cell, Experiment, Report
+from ..plotting import markdown_table, new_figure, save_figure
+from ._pinn import PAPER_SETTINGS, model_from, parameters_of, solution_on_grid, train
 
 KINKS = (TENT_PEAK - TENT_HALF_WIDTH, TENT_PEAK, TENT_PEAK + TENT_HALF_WIDTH)
 
 PROFILES = {
-    "quick": {**_PAPER, "n": 21, "width": 8, "gd_snapshots": [0, 10, 40],
+    "quick": {**PAPER_SETTINGS, "n": 21, "width": 8, "gd_snapshots": [0, 10, 40],
               "lsgd_snapshots": [0, 5, 20], "error_grid": 41, "seed": 0},
-    "default": {**_PAPER, "gd_snapshots": [0, 100, 1000, 5000],
+    "default": {**PAPER_SETTINGS, "gd_snapshots": [0, 100, 1000, 5000],
                 "lsgd_snapshots": [0, 10, 100, 500], "seed": 0},
-    "paper": {**_PAPER, "gd_snapshots": [0, 100, 500, 1000, 2500, 5000],
+    "paper": {**PAPER_SETTINGS, "gd_snapshots": [0, 100, 500, 1000, 2500, 5000],
               "lsgd_snapshots": [0, 10, 25, 50, 100, 500], "seed": 0},
 }
 

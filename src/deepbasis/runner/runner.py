@@ -25,8 +25,8 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from . import get_experiment
 from .executors import CellTask, ExecutorError, jsonable, make_executor
+from .registry import get_experiment
 from .spec import Cell, Claim, Experiment, Report, settings_key
 from .store import ResultStore, StoreError, utc_now
 

@@ -27,9 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from ._cyr2020_common import group, train_cell
-from .plotting import COLORS, markdown_table, new_figure, save_figure
-from .spec import Cell, Claim, Experiment, Report
+from ...runner import Cell, Claim, Experiment, Report
+from ..plotting import COLORS, markdown_table, new_figure, save_figure
+from ._common import group, train_cell
 
 _COMMON = {"targets": ["u1", "sin2pi"], "points": 256, "residual": True, "activation": "relu",
            "init": "box", "method": "lsgd", "optimizer": "adam", "lr": 0.005,

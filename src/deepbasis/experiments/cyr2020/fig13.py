@@ -37,9 +37,9 @@ from typing import Any
 import numpy as np
 from matplotlib.ticker import NullLocator
 
-from .cyr2020_fig12 import train
-from .plotting import COLORS, markdown_table, new_figure, save_figure
-from .spec import Cell, Claim, Experiment, Report
+from ...runner import Cell, Claim, Experiment, Report
+from ..plotting import COLORS, markdown_table, new_figure, save_figure
+from ._pinn import train
 
 _NAMES = {"relu": "ReLU", "tanh": "tanh"}
 ALPHAS = (0.0, 0.5, 1.0, 1.5, 2.0)

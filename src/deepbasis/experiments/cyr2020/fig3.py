@@ -23,9 +23,9 @@ from typing import Any
 
 import numpy as np
 
-from ._cyr2020_common import curves, fmt, group, log10_mean, loss_band_figure, train_cell
-from .plotting import COLORS, markdown_table
-from .spec import Cell, Claim, Experiment, Report
+from ...runner import Cell, Claim, Experiment, Report
+from ..plotting import COLORS, markdown_table
+from ._common import curves, fmt, group, log10_mean, loss_band_figure, train_cell
 
 #: Learning rates per activation and method (see the module docstring for the tanh choice).
 LEARNING_RATES = {"relu": {"gd": 5e-4, "lsgd": 5e-3}, "tanh": {"gd": 1e-4, "lsgd": 1e-2}}

@@ -28,8 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from .plotting import COLORS, markdown_table, new_figure, save_figure
-from .spec import Cell, Claim, Experiment, Report
+from ...runner import Cell, Claim, Experiment, Report
+from ..plotting import COLORS, markdown_table, new_figure, save_figure
 
 _COMMON = {"lr": 0.1, "start": [-4.0, 1.0], "a": 5.0, "b": -6.0, "c": 5.0}
 PROFILES = {

@@ -14,12 +14,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..analysis import initial_basis_loss
-from ..init import initialize_
-from ..nn import MLP
-from ..problems import grid, sin2pi
-from .plotting import COLORS, log10_stats, markdown_table, new_figure, save_figure
-from .spec import Cell, Claim, Experiment, Report
+from ...analysis import initial_basis_loss
+from ...init import initialize_
+from ...nn import MLP
+from ...problems import grid, sin2pi
+from ...runner import Cell, Claim, Experiment, Report
+from ..plotting import COLORS, log10_stats, markdown_table, new_figure, save_figure
 
 _PLAIN_DEPTHS = [1, 2, 4, 8, 16]
 _RESIDUAL_DEPTHS = [8, 16, 32, 64, 128]

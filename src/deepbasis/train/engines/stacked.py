@@ -3,7 +3,7 @@ r"""The fast path of :func:`deepbasis.fit` and :func:`deepbasis.fit_ensemble`: E
 
 ``fit(model, x, y)`` on an :class:`~deepbasis.MLP` runs here with E = 1, and ``fit_ensemble``
 with E members; any other basis network or problem takes the generic engines
-(:mod:`deepbasis.train.fit`, :mod:`deepbasis.train.ensemble`).
+(:mod:`deepbasis.train.engines.single`, :mod:`deepbasis.train.engines.vmap`).
 
 **Why a second implementation of the MLP forward pass.** LSGD with Adam amplifies rounding:
 LSGD makes some hidden gradients zero in exact arithmetic (the residual is orthogonal to every
@@ -31,11 +31,14 @@ batched kernels do, except:
 
 The test suite checks members against separate runs bit for bit (tests/test_ensemble.py).
 
-**Limits** (measured, MKL on x86): with one thread the kernels above are E-exact at every
-size tried (N up to 50,000). With more threads, MKL splits one member's weight-gradient product
-``hᵀ δ`` (an inner dimension of N) between the threads when E = 1 but not in a batch, so from
-about N = 1000 points a member agrees with its separate run only up to rounding — and LSGD
-then carries that to O(1), like any other rounding difference. The experiment runner gives
+**Limits** (measured, MKL): with one thread the kernels above are E-exact at every size tried
+(N up to 50,000) on the Intel machine they were first measured on; on an AMD EPYC (AVX2) MKL's
+default code path rounds the batched and the single products differently, and members are
+exact only with ``MKL_CBWR=COMPATIBLE`` set before Python starts (the test suite sets it).
+With more threads, MKL splits one member's weight-gradient product ``hᵀ δ`` (an inner dimension
+of N) between the threads when E = 1 but not in a batch, so a member agrees with its separate
+run only up to rounding (on the AMD machine from N = 77 points on) — and LSGD then carries that
+to O(1), like any other rounding difference. The experiment runner gives
 each cell one thread, so its ensembles are exact. Other BLAS builds and CUDA were not measured.
 """
 
@@ -47,9 +50,11 @@ import math
 import torch
 from torch import nn
 
-from ..nn.mlp import ACTIVATIONS, MLP
-from .fit import _Engine, _trained_parameters, make_optimizer, solve_head
-from .problem import Regression
+from ...nn.mlp import ACTIVATIONS, MLP
+from ..loop import Engine, trained_parameters
+from ..lstsq import solve_head
+from ..optim import make_optimizer
+from ..problem import Regression
 
 # Activations that are exact in every kernel (a comparison, or nothing): applied to the whole
 # (E, N, w) tensor at once; the others are applied member by member (see the module docstring).
@@ -78,7 +83,7 @@ def _t(tensor: torch.Tensor, batched: bool = False) -> torch.Tensor:
     return tensor.mT if tensor.ndim == 2 + batched else tensor
 
 
-class StackedMLPEngine(_Engine):
+class StackedMLPEngine(Engine):
     """E :class:`MLP` members on one :class:`Regression`, trained together."""
 
     def __init__(self, models: list[MLP], problem: Regression, method: str, optimizer: str,
@@ -98,7 +103,7 @@ class StackedMLPEngine(_Engine):
 
         # Parameters: each member's trained ones are one flat leaf (a copy of the model's); the
         # rest (the LSGD head, anything with requires_grad=False) are (E, ...) tensors.
-        trained_ids = {id(p) for p in _trained_parameters(first, first.head, method)}
+        trained_ids = {id(p) for p in trained_parameters(first, first.head, method)}
         self.trained_names = [n for n, p in first.named_parameters() if id(p) in trained_ids]
         # Weights are stored transposed, (in, out), as the products use them: the gradient then
         # arrives in the storage's layout (no transposing copy per layer and step).

@@ -49,7 +49,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..analysis.geometry import (
+from ...analysis.geometry import (
     box_image,
     covariance_ratios,
     feature_covariance_ratios,
@@ -57,11 +57,12 @@ from ..analysis.geometry import (
     image_diameter,
     image_volume,
 )
-from ..init import initialize_
-from ..nn import MLP
-from .cyr2020_fig6 import INIT_COLORS, INIT_LABELS, PLOT_SEED, image_grid_figure
-from .plotting import COLORS, markdown_table, new_figure, save_figure
-from .spec import Cell, Claim, Experiment, Report
+from ...init import initialize_
+from ...nn import MLP
+from ...runner import Cell, Claim, Experiment, Report
+from ..plotting import COLORS, markdown_table, new_figure, save_figure
+from ._common import INIT_LABELS
+from ._images import INIT_COLORS, PLOT_SEED, image_grid_figure
 
 _COMMON = {"dtype": "float64", "inits": ["glorot", "he", "box"], "box_variant": "eq16",
            "collapse_tol": 1e-8, "lines": 4096}

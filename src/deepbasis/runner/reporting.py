@@ -14,12 +14,11 @@ builds:
   self-contained HTML file with the figures embedded as base64 data URIs and inline CSS, which
   opens in a browser without a server (:func:`combined_html`).
 
-The HTML is generated from the structured report (``report.json``), with a small converter
-for the markdown bodies experiments write (headings, paragraphs, lists, GitHub tables, code,
-emphasis, links): no markdown dependency.
+The HTML is generated from the structured report (``report.json``); the markdown bodies
+experiments write are converted by markdown-it-py (CommonMark and GitHub tables).
 
 Examples:
-    >>> from deepbasis.experiments.reporting import write_combined_report
+    >>> from deepbasis.runner.reporting import write_combined_report
     >>> write_combined_report(["results"], html=True)  # doctest: +SKIP
     PosixPath('results/index.html')
 """
@@ -33,8 +32,10 @@ import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from .store import STORE_FILENAME, ResultStore, StoreError, utc_now
 
@@ -416,18 +417,17 @@ def _image_html(r: ExperimentReport, name: str, alt: str | None = None) -> str:
             f"<figcaption>{_e(name)}</figcaption></figure>")
 
 
-# -- a small markdown → HTML converter ----------------------------------------------------------
-
-_TABLE_RULE = re.compile(r"^\|?\s*:?-+:?\s*(\|\s*:?-+:?\s*)*\|?\s*$")
+# -- markdown → HTML ----------------------------------------------------------------------------
 
 
 def markdown_to_html(text: str, *, images: Any = None, links: Any = None) -> str:
-    """Convert the markdown subset experiments write into HTML.
+    """Convert the markdown experiments write into HTML (CommonMark plus GitHub tables, by
+    markdown-it-py).
 
-    Handles headings, paragraphs, ``-``/``*``/``1.`` lists, fenced code, GitHub tables, and
-    inline code, ``**bold**``, ``*italic*``, links and images. Links and images never point
+    Raw HTML in the markdown is escaped, never passed through. Links and images never point
     outside the document: an image of a local figure is embedded (via ``images(name)``), an
-    external link is shown as text followed by its address.
+    external link is shown as text followed by its address, a link to a local file becomes an
+    in-page anchor (via ``links(name)``) or plain text.
 
     Args:
         text: the markdown.
@@ -435,121 +435,46 @@ def markdown_to_html(text: str, *, images: Any = None, links: Any = None) -> str
         links: callable ``name -> "#anchor" | None`` for ``[text](name)`` to a local file
             (default: the text only).
     """
-    lines = text.splitlines()
-    out: list[str] = []
-    i = 0
-    while i < len(lines):
-        line = lines[i]
-        stripped = line.strip()
-        if not stripped:
-            i += 1
-        elif stripped.startswith("```"):
-            block = []
-            i += 1
-            while i < len(lines) and not lines[i].strip().startswith("```"):
-                block.append(lines[i])
-                i += 1
-            i += 1
-            out.append(f"<pre><code>{_e(chr(10).join(block))}</code></pre>")
-        elif re.match(r"#{1,6} ", stripped):
-            level = len(stripped) - len(stripped.lstrip("#"))
-            heading = _inline(stripped[level:].strip(), images, links)
-            out.append(f"<h{level}>{heading}</h{level}>")
-            i += 1
-        elif (stripped.startswith("|") and i + 1 < len(lines)
-              and _TABLE_RULE.match(lines[i + 1].strip())):
-            header = _table_cells(stripped)
-            rows = []
-            i += 2
-            while i < len(lines) and lines[i].strip().startswith("|"):
-                rows.append(_table_cells(lines[i].strip()))
-                i += 1
-            head = "".join(f"<th>{_inline(c, images, links)}</th>" for c in header)
-            trs = "".join("<tr>" + "".join(f"<td>{_inline(c, images, links)}</td>" for c in row)
-                          + "</tr>" for row in rows)
-            out.append(f"<table><thead><tr>{head}</tr></thead><tbody>{trs}</tbody></table>")
-        elif re.match(r"([-*+]|\d+\.) ", stripped):
-            ordered = stripped[0].isdigit()
-            items = []
-            while i < len(lines) and re.match(r"\s*([-*+]|\d+\.) ", lines[i]):
-                items.append(re.sub(r"^\s*([-*+]|\d+\.) ", "", lines[i]))
-                i += 1
-                while (i < len(lines) and lines[i].startswith("  ") and lines[i].strip()
-                       and not re.match(r"\s*([-*+]|\d+\.) ", lines[i])):
-                    items[-1] += " " + lines[i].strip()
-                    i += 1
-            tag = "ol" if ordered else "ul"
-            lis = "".join(f"<li>{_inline(item, images, links)}</li>" for item in items)
-            out.append(f"<{tag}>{lis}</{tag}>")
-        else:
-            paragraph = []
-            while i < len(lines) and lines[i].strip() and not _starts_block(lines, i):
-                paragraph.append(lines[i].strip())
-                i += 1
-            if not paragraph:  # a lone line that looked like a block start but was not one
-                paragraph.append(stripped)
-                i += 1
-            out.append(f"<p>{_inline(' '.join(paragraph), images, links)}</p>")
-    return "\n".join(out)
+    return _markdown_parser().render(text, {"images": images, "links": links, "closers": []})
 
 
-def _starts_block(lines: list[str], i: int) -> bool:
-    s = lines[i].strip()
-    return bool(s.startswith("```") or re.match(r"#{1,6} ", s) or re.match(r"([-*+]|\d+\.) ", s)
-                or (s.startswith("|") and i + 1 < len(lines)
-                    and _TABLE_RULE.match(lines[i + 1].strip())))
+@cache
+def _markdown_parser():
+    from markdown_it import MarkdownIt
+
+    parser = MarkdownIt("commonmark", {"html": False}).enable("table")
+    parser.add_render_rule("image", _render_image)
+    parser.add_render_rule("link_open", _render_link_open)
+    parser.add_render_rule("link_close", _render_link_close)
+    return parser
 
 
-def _table_cells(row: str) -> list[str]:
-    row = row.strip()
-    if row.startswith("|"):
-        row = row[1:]
-    if row.endswith("|") and not row.endswith("\\|"):
-        row = row[:-1]
-    return [c.strip().replace("\\|", "|") for c in re.split(r"(?<!\\)\|", row)]
+def _render_image(self, tokens, idx, options, env) -> str:
+    token = tokens[idx]
+    target = token.attrGet("src") or ""
+    alt = self.renderInlineAsText(token.children or [], options, env)
+    if env["images"] is not None and not _is_external(target):
+        return env["images"](unquote(target))
+    return _e(alt or target)
 
 
-def _inline(text: str, images: Any, links: Any = None) -> str:
-    # Code spans first, so that nothing inside them is formatted.
-    pieces = re.split(r"(`[^`]+`)", text)
-    out = []
-    for piece in pieces:
-        if len(piece) >= 2 and piece.startswith("`") and piece.endswith("`"):
-            out.append(f"<code>{_e(piece[1:-1])}</code>")
-        else:
-            out.append(_inline_plain(piece, images, links))
-    return "".join(out)
+def _render_link_open(self, tokens, idx, options, env) -> str:
+    # What link_close writes is decided here and kept on a stack: links nest with their text.
+    target = tokens[idx].attrGet("href") or ""
+    if target.startswith("#"):
+        env["closers"].append("</a>")
+        return f'<a href="{_e(target)}">'
+    if _is_external(target):  # no links out of the document: show where it points instead
+        env["closers"].append(f" (<code>{_e(target)}</code>)")
+        return ""
+    # markdown-it percent-encodes link targets; figure names are looked up as written
+    anchor = env["links"](unquote(target)) if env["links"] is not None else None
+    env["closers"].append("</a>" if anchor else "")
+    return f'<a href="{_e(anchor)}">' if anchor else ""
 
 
-def _inline_plain(text: str, images: Any, links: Any = None) -> str:
-    tokens: list[str] = []
-
-    def keep(html_text: str) -> str:
-        tokens.append(html_text)
-        return f"\x00{len(tokens) - 1}\x00"
-
-    def image(m: re.Match) -> str:
-        alt, target = m.group(1), m.group(2)
-        if images is not None and not _is_external(target):
-            return keep(images(target))
-        return keep(_e(alt or target))
-
-    def link(m: re.Match) -> str:
-        label, target = m.group(1), m.group(2)
-        if target.startswith("#"):
-            return keep(f'<a href="{_e(target)}">{_e(label)}</a>')
-        if _is_external(target):
-            # No links out of the document: show where it points instead.
-            return keep(f"{_e(label)} (<code>{_e(target)}</code>)")
-        anchor = links(target) if links is not None else None
-        return keep(f'<a href="{_e(anchor)}">{_e(label)}</a>' if anchor else _e(label))
-
-    text = re.sub(r"!\[([^\]]*)\]\(([^)\s]+)\)", image, text)
-    text = re.sub(r"\[([^\]]+)\]\(([^)\s]+)\)", link, text)
-    text = _e(text)
-    text = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", text)
-    text = re.sub(r"(?<![\w*])\*(?!\s)(.+?)(?<!\s)\*(?![\w*])", r"<em>\1</em>", text)
-    return re.sub("\x00(\\d+)\x00", lambda m: tokens[int(m.group(1))], text)
+def _render_link_close(self, tokens, idx, options, env) -> str:
+    return env["closers"].pop()
 
 
 def _is_external(target: str) -> bool:
@@ -597,7 +522,7 @@ def unrun_experiments(dirs: Sequence[str | Path],
     if not roots:
         return []
     if registry is None:
-        from . import registry as _registry
+        from .registry import registry as _registry
 
         registry = _registry()
     present = {p.name for root in roots for p in root.iterdir() if p.is_dir()}

@@ -25,12 +25,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..analysis import initial_basis_loss
-from ..init import initialize_
-from ..nn import MLP
-from ..problems import grid, legendre, sin2pi, u1
-from ..train import fit_ensemble
-from .plotting import COLORS, log10_band, new_figure, save_figure
+from ...analysis import initial_basis_loss
+from ...init import initialize_
+from ...nn import MLP
+from ...problems import grid, legendre, sin2pi, u1
+from ...train import fit_ensemble
+from ..plotting import COLORS, log10_band, new_figure, save_figure
 
 #: Longest stored loss curve: long curves keep every k-th step (plus the last) so a record
 #: stays a few kB; the figures plot mean ± std of log10 loss, which this does not change.

@@ -28,8 +28,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from .plotting import markdown_table, new_figure, save_figure
-from .spec import Cell, Claim, Experiment, Report
+from ...runner import Cell, Claim, Experiment, Report
+from ..plotting import markdown_table, new_figure, save_figure
 
 _SIZES = [4, 16, 64, 256]
 _COMMON = {"points": 256, "dtype": "float64", "optimizer": "adam", "repeats": 3,
@@ -64,7 +64,7 @@ def cells(params: Mapping[str, Any]) -> list[Cell]:
 
 
 def run(settings: Mapping[str, Any], seeds: tuple[int, ...]) -> list[dict[str, Any]]:
-    from ..train.timing import lsgd_gd_time_ratio
+    from ...train.timing import lsgd_gd_time_ratio
 
     records = []
     for seed in seeds:
@@ -77,7 +77,7 @@ def run(settings: Mapping[str, Any], seeds: tuple[int, ...]) -> list[dict[str, A
 
 
 def report(records: list[dict], params: Mapping[str, Any], out: Path) -> Report:
-    from ..train.timing import PAPER_TABLE1
+    from ...train.timing import PAPER_TABLE1
 
     widths, depths = params["widths"], params["depths"]
     ratio = {(r["settings"]["width"], r["settings"]["depth"]): r["ratio"] for r in records}

@@ -15,7 +15,7 @@ half a record behind.
   local Ray instance or a cluster. Ray is optional: ``pip install 'deepbasis[ray]'``.
 
 Examples:
-    >>> from deepbasis.experiments.executors import make_executor
+    >>> from deepbasis.runner.executors import make_executor
     >>> make_executor("local", workers=1)
     SerialExecutor()
 """

@@ -25,9 +25,9 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from ._cyr2020_common import INIT_LABELS, group, train_cell
-from .plotting import COLORS, markdown_table, new_figure, save_figure
-from .spec import Cell, Claim, Experiment, Report
+from ...runner import Cell, Claim, Experiment, Report
+from ..plotting import COLORS, markdown_table, new_figure, save_figure
+from ._common import INIT_LABELS, group, train_cell
 
 _COMMON = {"target": "u1", "points": 256, "width": 2, "activation": "relu", "method": "lsgd",
            "optimizer": "adam", "lr": 0.005, "dtype": "float64",

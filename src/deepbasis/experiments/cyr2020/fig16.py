@@ -27,10 +27,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..init import initialize_
-from ..nn import MLP
-from .plotting import COLORS, markdown_table, new_figure, save_figure
-from .spec import Cell, Experiment, Report
+from ...init import initialize_
+from ...nn import MLP
+from ...runner import Cell, Experiment, Report
+from ..plotting import COLORS, markdown_table, new_figure, save_figure
 
 INIT_LABELS = {"glorot": "Glorot", "he": "He", "box": "Box"}
 _COMMON = {"width": 8, "dtype": "float64", "inits": ["glorot", "he", "box"], "tol": 1e-10}

@@ -34,9 +34,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._cyr2020_common import curves, data, fmt, group, log10_mean, loss_band_figure, train_cell
-from .plotting import COLORS, markdown_table, new_figure, save_figure
-from .spec import Cell, Claim, Experiment, Report
+from ...runner import Cell, Claim, Experiment, Report
+from ..plotting import COLORS, markdown_table, new_figure, save_figure
+from ._common import curves, data, fmt, group, log10_mean, loss_band_figure, train_cell
 
 LEARNING_RATES = {"relu": {"gd": 5e-4, "lsgd": 5e-3}, "tanh": {"gd": 1e-4, "lsgd": 1e-2}}
 

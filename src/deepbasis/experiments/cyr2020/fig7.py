@@ -20,7 +20,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ._cyr2020_common import (
+from ...runner import Cell, Claim, Experiment, Report
+from ..plotting import markdown_table
+from ._common import (
     INIT_LABELS,
     depth_colors,
     fmt,
@@ -29,8 +31,6 @@ from ._cyr2020_common import (
     loss_band_figure,
     train_cell,
 )
-from .plotting import markdown_table
-from .spec import Cell, Claim, Experiment, Report
 
 _DEPTHS = [8, 16, 32, 64, 128]
 _COMMON = {"target": "sin2pi", "points": 256, "width": 32, "residual": True,
