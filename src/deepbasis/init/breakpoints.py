@@ -219,11 +219,10 @@ def _pretrain(module: nn.Module, target: Spline, epochs: int, lr: float, points:
     x = torch.linspace(target.lower, target.upper, points, dtype=torch.float64)[:, None]
     y = target(x).to(param)
     x = x.to(param)
-    optimizer = torch.optim.SGD(module.parameters(), lr=lr)
-    with torch.enable_grad():
-        for _ in range(epochs):
-            optimizer.zero_grad()
+    params = [p for p in module.parameters() if p.requires_grad]
+    for _ in range(epochs):
+        with torch.enable_grad():
             loss = ((module(x) - y) ** 2).sum()
-            loss.backward()
-            optimizer.step()
+            grads = torch.autograd.grad(loss, params)
+        torch._foreach_add_(params, grads, alpha=-lr)  # gradient descent step (no_grad here)
     return module

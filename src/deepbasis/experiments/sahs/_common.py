@@ -71,10 +71,7 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int, lr
     """Full-batch (or mini-batch) training on the summed squared error; returns the loss per
     epoch (of the last batch for mini-batches). ``optimizer``: 'gd', 'adam' or 'sgd'."""
     params = [p for p in model.parameters() if p.requires_grad]
-    if optimizer == "adam":
-        opt = torch.optim.Adam(params, lr=lr)
-    else:
-        opt = torch.optim.SGD(params, lr=lr)
+    opt = torch.optim.Adam(params, lr=lr) if optimizer == "adam" else None
     n = x.shape[0]
     losses = []
     model.train()
@@ -85,10 +82,15 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int, lr
             perm = torch.randperm(n, generator=generator)
             batches = [perm[i:i + batch_size] for i in range(0, n - batch_size + 1, batch_size)]
         for batch in batches:
-            opt.zero_grad(set_to_none=True)
             loss = ((model(x[batch]) - y[batch]) ** 2).sum()
-            loss.backward()
-            opt.step()
+            grads = torch.autograd.grad(loss, params)
+            if opt is None:  # plain (stochastic) gradient descent: p ← p − lr ∇p
+                with torch.no_grad():
+                    torch._foreach_add_(params, grads, alpha=-lr)
+            else:
+                for p, g in zip(params, grads, strict=True):
+                    p.grad = g
+                opt.step()
         losses.append(float(loss.detach()))
         if not math.isfinite(losses[-1]):
             break
