@@ -71,8 +71,9 @@ def _optimal(method: str, k: int, x, y) -> dict[str, Any]:
     elif method == "greedy_merge":
         sse, pieces = greedy_merge(xs, ys, k).cost, k
     else:
+        # Many knots: cap each local solve (each finite-difference Jacobian costs k solves).
         result = continuous_pwl_fit(xs, ys, k, random_starts=0, sweeps=1 if k <= 16 else 0,
-                                    generator=0)
+                                    max_evaluations=None if k <= 32 else 4 * k, generator=0)
         sse, pieces = result.cost, result.num_pieces
     return {"mse": sse / n, "pieces": pieces}
 
