@@ -60,7 +60,7 @@ PROFILES = {
               "knots_points": 12, "ols_points": 30, "seeds": 2},
     "default": {"lonely_n": [5, 10, 20], "lonely_trials": 20000,
                 "hessian_cases": [[4, 8], [6, 12], [8, 24], [10, 40], [12, 30]],
-                "trained_cases": [[5, 60], [8, 150]], "gd_steps": 20000, "knots_width": 16,
+                "trained_cases": [[5, 60], [8, 150]], "gd_steps": 5000, "knots_width": 16,
                 "knots_points": 20, "ols_points": 60, "seeds": 10},
     "paper": {"lonely_n": [5, 10, 20, 40], "lonely_trials": 100000,
               "hessian_cases": [[4, 8], [6, 12], [8, 24], [10, 40], [12, 30], [20, 100]],
