@@ -17,11 +17,12 @@ from ...analysis.watch import BreakpointWatch
 
 def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, lr: float, steps: int,
           optimizer: str = "gd", watch: BreakpointWatch | None = None,
-          rel_tol: float = 0.0) -> list[float]:
+          callback=None, rel_tol: float = 0.0) -> list[float]:
     """Full-batch training on the summed squared error; returns the loss of every step.
 
     Stops early when the relative loss change between steps falls below ``rel_tol`` (the
-    papers' "until convergence"; 0: never). ``watch`` is called every step.
+    papers' "until convergence"; 0: never). ``watch`` and ``callback`` (both
+    ``(step, loss, model)``) are called every step; a watch also records the last step.
     """
     params = [p for p in model.parameters() if p.requires_grad]
     opt = (torch.optim.SGD(params, lr=lr) if optimizer == "gd"
@@ -34,6 +35,8 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, lr: float, step
         losses.append(value)
         if watch is not None:
             watch(step, value, model)
+        if callback is not None:
+            callback(step, value, model)
         converged = (rel_tol > 0 and step > 0
                      and abs(losses[-2] - value) <= rel_tol * max(value, 1e-300))
         if step == steps or converged or not math.isfinite(value):
