@@ -36,6 +36,7 @@ from torch import nn
 from torch.func import functional_call, hessian
 
 from .shallow import ShallowParams, as_data, as_shallow_params
+from .spline import bdso
 
 # Relative tolerance for zero eigenvalues of the Hessian: |λ| ≤ rtol · max|λ|. At a lonely
 # critical point the zero eigenvalues come out at ~1e-16 · max|λ| (rounding of a float64
@@ -160,9 +161,10 @@ def hessian_spectrum(matrix: torch.Tensor, *, rtol: float = DEFAULT_ZERO_RTOL) -
 
 
 def _breakpoints(params: ShallowParams) -> torch.Tensor:
-    """β_i = −b_i / w_i of the units with w_i ≠ 0 (the others have no breakpoint)."""
-    on = params.w != 0
-    return -params.b[on] / params.w[on]
+    """The breakpoints β_i of the units with w_i ≠ 0 (the others have none), by
+    :func:`deepbasis.analysis.bdso`."""
+    beta = bdso(params.to_model()).breakpoints
+    return beta[torch.isfinite(beta)]
 
 
 def data_partition(breakpoints: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -264,11 +266,12 @@ def classify_knots(model_or_params, x: torch.Tensor, y: torch.Tensor, unit: int
     x, y = as_data(x, y)
     if not 0 <= unit < p.width:
         raise ValueError(f"unit must be in [0, {p.width}), got {unit}")
-    w, v = float(p.w[unit]), float(p.v[unit])
-    if w == 0 or v == 0:
-        raise ValueError(f"unit {unit} has w = {w}, v = {v}: its delta-slope μ = w v is 0, so "
-                         "the loss does not depend on its breakpoint")
-    mu, s, beta = w * v, 1.0 if w > 0 else -1.0, -float(p.b[unit]) / w
+    form = bdso(p.to_model())
+    mu, s, beta = (float(form.delta_slopes[unit]), float(form.orientations[unit]),
+                   float(form.breakpoints[unit]))
+    if mu == 0 or s == 0:
+        raise ValueError(f"unit {unit} has w = {float(p.w[unit])}, v = {float(p.v[unit])}: its "
+                         "delta-slope μ = w v is 0, so the loss does not depend on its breakpoint")
     with torch.no_grad():
         own = mu * (x - beta) * ((s * (x - beta)) > 0)  # unit i's contribution, (N,)
         g = p(x) - y - own  # residual without unit i

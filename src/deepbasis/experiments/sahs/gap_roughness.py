@@ -30,7 +30,7 @@ from ._shallow_gd import gaussian_shallow, gd, sum_loss
 
 PROFILES = {
     "quick": {"targets": ["smooth"], "widths": [10, 40], "sigmas": [1.0, 4.0],
-              "base_width": 20, "spacing": 0.1, "steps": 500, "rel_tol": 1e-9, "seeds": 2},
+              "base_width": 20, "spacing": 0.2, "steps": 100, "rel_tol": 1e-9, "seeds": 2},
     "default": {"targets": ["smooth", "sharp"], "widths": [10, 20, 50, 100, 200, 400],
                 "sigmas": [0.5, 1.0, 2.0, 4.0, 8.0], "base_width": 100, "spacing": 0.05,
                 "steps": 4000, "rel_tol": 1e-9, "seeds": 4},

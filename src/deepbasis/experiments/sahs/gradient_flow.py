@@ -23,13 +23,14 @@ from torch.func import jvp
 from ...analysis.dynamics import alpha_scale, bdso_velocity
 from ...analysis.loss_surface import loss_gradient
 from ...analysis.shallow import ShallowParams
+from ...analysis.spline import bdso
 from ...runner import Cell, Claim, Experiment, Report
 from ..plotting import COLORS, markdown_table, new_figure, save_figure
 from ._shallow_gd import gaussian_shallow, gd, sum_loss
 
 _ALPHAS = [0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0]
 PROFILES = {
-    "quick": {"widths": [8], "points": 16, "steps": 100, "lr": 1e-3, "checks": 3, "seeds": 2,
+    "quick": {"widths": [8], "points": 16, "steps": 50, "lr": 1e-3, "checks": 3, "seeds": 1,
               "alphas": _ALPHAS},
     "default": {"widths": [8, 64], "points": 32, "steps": 5000, "lr": 5e-4, "checks": 11,
                 "seeds": 8, "alphas": _ALPHAS},
@@ -91,7 +92,7 @@ def run(settings: Mapping[str, Any], seeds: tuple[int, ...]) -> list[dict[str, A
             "loss_initial": sum_loss(p0, x, y),
             "loss_final": sum_loss(final, x, y),
             "x": x.tolist(),
-            "beta_trajectory": [(-q.b / q.w).tolist() for q in trail],
+            "beta_trajectory": [bdso(q.to_model()).breakpoints.tolist() for q in trail],
             "trajectory_steps": [k * every for k in range(len(trail))],
         })
     return records

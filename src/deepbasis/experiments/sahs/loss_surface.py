@@ -47,6 +47,7 @@ from ...analysis.loss_surface import (
     piecewise_ols_test,
 )
 from ...analysis.shallow import ShallowParams
+from ...analysis.spline import bdso
 from ...runner import Cell, Claim, Experiment, Report
 from ..plotting import COLORS, markdown_table, new_figure, save_figure
 from ._shallow_gd import gaussian_shallow, gd
@@ -55,9 +56,9 @@ F64 = torch.float64
 _RATIOS = [8.0, 4.0, 2.0, 1.0, 0.5, 0.25, 0.125, 0.0625]  # N² / (H + 1)
 
 PROFILES = {
-    "quick": {"lonely_n": [5, 10], "lonely_trials": 1000, "hessian_cases": [[4, 8], [6, 12]],
-              "trained_cases": [[5, 40]], "gd_steps": 500, "knots_width": 8,
-              "knots_points": 12, "ols_points": 30, "seeds": 2},
+    "quick": {"lonely_n": [5, 10], "lonely_trials": 500, "hessian_cases": [[4, 8], [6, 12]],
+              "trained_cases": [[5, 40]], "gd_steps": 200, "knots_width": 6,
+              "knots_points": 10, "ols_points": 30, "seeds": 1},
     "default": {"lonely_n": [5, 10, 20], "lonely_trials": 20000,
                 "hessian_cases": [[4, 8], [6, 12], [8, 24], [10, 40], [12, 30]],
                 "trained_cases": [[5, 60], [8, 150]], "gd_steps": 5000, "knots_width": 16,
@@ -204,7 +205,7 @@ def _knots(settings, seed) -> dict:
                       "slice": breakpoint_slice(p, x, y, example, grid).tolist(),
                       "x": c.x.tolist(), "kind": c.kind.tolist(),
                       "at_knots": breakpoint_slice(p, x, y, example, c.x).tolist(),
-                      "beta": float(-p.b[example] / p.w[example])}}
+                      "beta": float(bdso(p.to_model()).breakpoints[example])}}
 
 
 def _ols(settings, seed) -> dict:
@@ -217,7 +218,7 @@ def _ols(settings, seed) -> dict:
     x = torch.sort(4 * torch.rand(n, generator=g, dtype=F64) - 2).values
     with torch.no_grad():
         f = p(x)
-    pieces = data_partition(-p.b / p.w, x)
+    pieces = data_partition(bdso(p.to_model()).breakpoints, x)
     e = torch.zeros_like(x)
     for piece in torch.unique(pieces):
         idx = torch.nonzero(pieces == piece)[:, 0]

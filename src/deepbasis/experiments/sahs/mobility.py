@@ -28,7 +28,7 @@ from ..plotting import COLORS, markdown_table, new_figure, save_figure
 from ._deep_gd import gap_data, gap_targets, train
 
 PROFILES = {
-    "quick": {"targets": ["smooth"], "spacing": 0.1, "lr": 5e-5, "steps": 300, "every": 10,
+    "quick": {"targets": ["smooth"], "spacing": 0.2, "lr": 5e-5, "steps": 60, "every": 10,
               "rel_tol": 1e-9, "seeds": 1},
     "default": {"targets": ["smooth", "sharp"], "spacing": 0.02, "lr": 5e-5, "steps": 20000,
                 "every": 10, "rel_tol": 1e-9, "seeds": 4},

@@ -35,8 +35,8 @@ from ._deep_gd import train
 _TARGETS = {"quadratic": lambda x: x**2 / 2, "sine": torch.sin}
 _TITLES = {"quadratic": "x²/2", "sine": "sin(x)"}
 PROFILES = {
-    "quick": {"targets": ["quadratic", "sine"], "spacing": 0.05, "lr": 1e-4, "steps": 200,
-              "every": 50, "seeds": 1},
+    "quick": {"targets": ["quadratic", "sine"], "spacing": 0.2, "lr": 1e-4, "steps": 40,
+              "every": 20, "seeds": 1},
     "default": {"targets": ["quadratic", "sine"], "spacing": 0.01, "lr": 1e-4, "steps": 10000,
                 "every": 50, "seeds": 5},
     "paper": {"targets": ["quadratic", "sine"], "spacing": 0.01, "lr": 1e-4, "steps": 10000,

@@ -1,0 +1,46 @@
+"""The quick profiles of the sahs dynamics / loss-surface experiments run end to end."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from deepbasis.experiments import get_experiment
+from deepbasis.runner.runner import run_experiment
+
+EXPERIMENTS = {
+    "sahs.gradient_flow": ("gradient_flow.png", 3),
+    "sahs.loss_surface": ("loss_surface.png", 5),
+    "sahs.mobility": ("mobility.png", 2),
+    "sahs.roughness_by_layer": ("roughness_by_layer.png", 3),
+    "sahs.gap_roughness": ("gap_roughness.png", 2),
+    "sahs.curvature_correlation": ("curvature_correlation.png", 3),
+}
+
+
+@pytest.mark.parametrize("experiment_id", sorted(EXPERIMENTS))
+def test_quick_profile_writes_records_claims_report_and_figure(experiment_id, tmp_path):
+    figure, n_claims = EXPERIMENTS[experiment_id]
+    result = run_experiment(experiment_id, "quick", tmp_path, progress=False)
+    experiment = get_experiment(experiment_id)
+    cells = experiment.cells(experiment.params("quick"))
+    assert len(result.records) == sum(len(c.seeds) for c in cells)
+    assert all("seed" in r for r in result.records)
+    claims = json.loads((tmp_path / "claims.json").read_text())
+    assert len(claims) == n_claims
+    assert all(isinstance(c["passed"], bool) and c["paper"] for c in claims)
+    report = (tmp_path / "report.md").read_text()
+    assert "PASS" in report or "FAIL" in report
+    # Claims and table cells must not contain a bare '|' (it would split a markdown cell).
+    for line in report.splitlines():
+        if line.startswith("| PASS") or line.startswith("| FAIL"):
+            assert line.count("|") == 6, line
+    assert (tmp_path / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_gradient_flow_quick_claim_on_float64_agreement_passes(tmp_path):
+    run_experiment("sahs.gradient_flow", "quick", tmp_path, progress=False)
+    claims = json.loads((tmp_path / "claims.json").read_text())
+    assert claims[0]["passed"], claims[0]
+    assert claims[0]["value"]["max_rel_error_beta"] <= 1e-12
