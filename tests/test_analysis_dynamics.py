@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import SEEDS
 from torch.func import jvp
 
+from conftest import SEEDS
 from deepbasis import MLP
 from deepbasis.analysis.dynamics import alpha_scale, bdso_velocity, parameter_velocity
 from deepbasis.analysis.loss_surface import loss_gradient

@@ -7,9 +7,9 @@ import math
 
 import pytest
 import torch
-from conftest import SEEDS
 from torch import nn
 
+from conftest import SEEDS
 from deepbasis import MLP
 from deepbasis.analysis.loss_surface import (
     ATTRACTOR,

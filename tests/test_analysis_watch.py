@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import SEEDS
 from scipy.stats import gaussian_kde
 
+from conftest import SEEDS
 from deepbasis import MLP, fit
 from deepbasis.analysis.spline import spline_of
 from deepbasis.analysis.watch import BreakpointWatch, breakpoint_density, match_breakpoints
@@ -36,7 +36,7 @@ def test_unchanged_parameters_give_zero_speed_and_no_births_or_deaths(seed):
     changes = watch.changes()
     assert set(changes) == {1, 2, 3}
     assert sum(r.breakpoints[1].size for r in watch.records) > 0
-    for layer, per_record in changes.items():
+    for per_record in changes.values():
         for c in per_record:
             assert c.births == 0 and c.deaths == 0
             assert c.before == c.after == c.displacement.size

@@ -86,7 +86,8 @@ def bdso_velocity(model_or_params, x: torch.Tensor, y: torch.Tensor) -> BDSOVelo
     w, b, v = p.w, p.b, p.v
     has_break = w != 0
     safe_w = torch.where(has_break, w, torch.ones_like(w))
-    # eq. (6) with β = −b/w substituted: (v/w)[⟨ε_i, 1⟩ + β⟨ε_i, x⟩] = v (w⟨ε_i, 1⟩ − b⟨ε_i, x⟩) / w²
+    # eq. (6) with β = −b/w substituted:
+    # (v/w)[⟨ε_i, 1⟩ + β⟨ε_i, x⟩] = v (w⟨ε_i, 1⟩ − b⟨ε_i, x⟩) / w²
     beta_dot = torch.where(has_break, v * (w * e1 - b * ex) / safe_w**2,
                            torch.full_like(w, float("nan")))
     mu_dot = -(w**2 + v**2) * ex - w * b * e1  # eq. (7), multiplied out (no division by w)

@@ -1,4 +1,5 @@
-r"""The loss surface of a shallow 1-D ReLU network in spline coordinates (Sahs et al. 2022, §2.3–2.4).
+r"""The loss surface of a shallow 1-D ReLU network in spline coordinates (Sahs et al. 2022,
+§2.3–2.4).
 
 Conventions (specs/spline-view.md, "Loss surface"): the loss is
 :math:`ℓ = ½ \sum_n (f(x_n) − y_n)^2` — a *sum* with the factor ½, not a mean — and the residual

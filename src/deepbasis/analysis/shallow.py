@@ -1,4 +1,5 @@
-r"""The raw parameters of a shallow 1-D ReLU network, :math:`f(x) = b_0 + \sum_i v_i (w_i x + b_i)_+`.
+r"""The raw parameters of a shallow 1-D ReLU network,
+:math:`f(x) = b_0 + \sum_i v_i (w_i x + b_i)_+`.
 
 The loss-surface and gradient-flow results of Sahs et al. (2022, §2.3–2.5) are stated in these
 parameters θ_NN = (w, b, v, b₀) (3H + 1 numbers) and in the BDSO parameters derived from them
