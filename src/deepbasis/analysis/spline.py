@@ -1,0 +1,672 @@
+r"""Exact splines of 1-D ReLU networks: breakpoints, delta-slopes, linear pieces, roughness.
+
+A ReLU network with scalar input is a continuous piecewise-linear (CPWL) function. This module
+computes that function *exactly* (up to float64 rounding, never by sampling):
+
+- :func:`bdso` — the Breakpoint / Delta-slope / Orientation form of a shallow network
+  (Sahs et al. 2020, eq. 2; Sahs et al. 2022, eq. 1):
+  :math:`f(x) = b_0 + \sum_i μ_i (x − β_i) ⟦s_i (x − β_i) > 0⟧` with :math:`β_i = −b_i / w_i`,
+  :math:`μ_i = w_i v_i`, :math:`s_i = \operatorname{sgn} w_i`.
+- :func:`spline_of` — the spline of *any* 1-D → m ReLU network on an interval (plain or residual
+  :class:`~deepbasis.MLP` of any depth, or an ``nn.Sequential`` of ``Linear`` / ``ReLU``), found
+  by propagating linear pieces layer by layer (Sahs et al. 2020, §2.1 and App. B). Every knot of
+  the output records the (layer, unit) whose pre-activation crossed zero there, and every layer
+  records all its zero crossings, *active* (the output bends there) or not.
+- :func:`count_pieces` — the number of linear pieces of the output.
+- :class:`Spline` — a value type for CPWL functions on an interval (evaluation, roughness,
+  restriction, plot), also returned by the continuous fits in :mod:`deepbasis.reference`.
+
+How the propagation works. On ``[lower, upper]`` the network's state after each layer is CPWL,
+stored as its values at sorted points ``t`` and its slope on each interval between them. A
+linear layer maps values and slopes. A ReLU finds, for every interval and unit, a strict sign
+change of the pre-activation (an affine function there), inserts the zero crossing
+:math:`t^* = t_j + (t_{j+1} − t_j)\, z_j / (z_j − z_{j+1})` as a new point (the crossing unit
+is set to exactly 0 there, the others are interpolated), and zeroes the slope of every unit on
+the sub-intervals where it is off. All units of a layer are handled at once (one sort per
+layer). Residual layers add the skip before the next layer, as :class:`~deepbasis.MLP` does.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..nn.mlp import MLP
+
+# A knot is *active* (the output bends there) when its slope jump exceeds this fraction of the
+# size of the terms summed to make the output's slopes (see `_output_knots`). Mathematically
+# inactive knots give jumps of exactly 0 or a few ulps of those terms (BLAS may sum two rows in
+# different orders); genuine jumps below 1e-13 of the slope terms are beyond float64 anyway.
+DEFAULT_JUMP_RTOL = 1e-13
+
+
+@dataclass(frozen=True)
+class LayerCrossings:
+    """All zero crossings of one ReLU layer's pre-activations on the interval.
+
+    Attributes:
+        layer: 1-based index of the ReLU layer (hidden layer ℓ of Sahs et al. 2020, App. B).
+        x: ``(C,)`` float64 crossing locations, sorted.
+        unit: ``(C,)`` int64 index of the unit whose pre-activation is zero there.
+        active: ``(C,)`` bool, whether the network's output is non-differentiable there (some
+            path from the unit to the output is on; Definition 1 of App. B). Inactive crossings
+            are real breakpoints of the layer but the output does not see them.
+    """
+
+    layer: int
+    x: torch.Tensor
+    unit: torch.Tensor
+    active: torch.Tensor
+
+    @property
+    def count(self) -> int:
+        """Number of breakpoints this layer induces (active or not)."""
+        return int(self.x.numel())
+
+    @property
+    def count_active(self) -> int:
+        """Number of breakpoints of this layer that the output sees."""
+        return int(self.active.sum())
+
+
+@dataclass(frozen=True, eq=False)
+class Spline:
+    r"""A continuous piecewise-linear function :math:`[a, b] → ℝ^m`.
+
+    Stored as its values at the sorted points ``a = t_0 < t_1 < … < t_K < t_{K+1} = b`` and
+    the slope of each of the K + 1 pieces between them. The interior points are the *knots*
+    (breakpoints): the output's slope changes at each of them.
+
+    Attributes:
+        points: ``(K + 2,)`` float64, ``(lower, *knots, upper)``.
+        values: ``(K + 2, m)`` float64, the function at ``points``.
+        slopes: ``(K + 1, m)`` float64, the slope of each piece.
+        knot_layer, knot_unit: ``(K,)`` int64 or ``None`` — for a spline of a network, the
+            (1-based layer, unit) whose pre-activation crossed zero at each knot (the first
+            one if several coincide).
+        crossings: for a spline of a network, one :class:`LayerCrossings` per ReLU layer, else
+            ``None``.
+
+    Evaluation outside ``[lower, upper]`` extends the two end pieces linearly; for a spline of
+    a network that is the network only if it has no breakpoints out there.
+
+    Examples:
+        >>> import torch
+        >>> s = Spline.from_values(torch.tensor([0., 1., 2.]), torch.tensor([0., 1., 0.]))
+        >>> s(torch.tensor([0.5, 1.5]))
+        tensor([0.5000, 0.5000], dtype=torch.float64)
+        >>> s.num_pieces, s.roughness()
+        (2, 4.0)
+    """
+
+    points: torch.Tensor
+    values: torch.Tensor
+    slopes: torch.Tensor
+    knot_layer: torch.Tensor | None = None
+    knot_unit: torch.Tensor | None = None
+    crossings: tuple[LayerCrossings, ...] | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_values(cls, points: torch.Tensor, values: torch.Tensor) -> Spline:
+        """The CPWL interpolant of ``values`` at strictly increasing ``points``.
+
+        ``values`` is ``(P,)`` or ``(P, m)``. Points where the slope does not change are kept as
+        knots (use :meth:`simplify` to drop them).
+        """
+        points = torch.as_tensor(points, dtype=torch.float64).reshape(-1)
+        values = torch.as_tensor(values, dtype=torch.float64)
+        if values.ndim == 1:
+            values = values[:, None]
+        if points.numel() < 2 or values.shape[0] != points.numel():
+            raise ValueError(
+                f"need at least 2 points and one value row per point, got {points.numel()} "
+                f"points and values of shape {tuple(values.shape)}"
+            )
+        if not bool((points[1:] > points[:-1]).all()) or not bool(torch.isfinite(points).all()):
+            raise ValueError("points must be finite and strictly increasing; sort them and "
+                             "drop duplicates first")
+        slopes = (values[1:] - values[:-1]) / (points[1:] - points[:-1])[:, None]
+        return cls(points, values, slopes)
+
+    # --- shape ------------------------------------------------------------------------------
+    @property
+    def knots(self) -> torch.Tensor:
+        """``(K,)`` sorted interior breakpoints."""
+        return self.points[1:-1]
+
+    @property
+    def lower(self) -> float:
+        return float(self.points[0])
+
+    @property
+    def upper(self) -> float:
+        return float(self.points[-1])
+
+    @property
+    def out_features(self) -> int:
+        return int(self.values.shape[1])
+
+    @property
+    def num_pieces(self) -> int:
+        """Number of linear pieces, K + 1."""
+        return int(self.slopes.shape[0])
+
+    @property
+    def delta_slopes(self) -> torch.Tensor:
+        """``(K, m)`` slope change at each knot (μ of the BDSO form for a shallow network)."""
+        return self.slopes[1:] - self.slopes[:-1]
+
+    # --- evaluation ---------------------------------------------------------------------------
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """Evaluate at ``x``: ``(N, 1)`` → ``(N, m)`` like a network; ``(N,)`` → ``(N,)`` if
+        m = 1, else ``(N, m)``."""
+        x = torch.as_tensor(x)
+        flat = x.detach().to(torch.float64).reshape(-1)
+        # Piece p covers [points[p], points[p + 1]); the end pieces extend outward.
+        piece = torch.searchsorted(self.knots, flat, right=True)  # (N,)
+        y = self.values[piece] + self.slopes[piece] * (flat - self.points[piece])[:, None]
+        if x.ndim == 2 and x.shape[1] == 1:
+            return y
+        if self.out_features == 1:
+            return y[:, 0].reshape(x.shape)
+        return y.reshape(*x.shape, self.out_features)
+
+    def derivative(self, x: torch.Tensor) -> torch.Tensor:
+        """Slope at ``x``, ``(N, m)`` (the right derivative at a knot)."""
+        flat = torch.as_tensor(x, dtype=torch.float64).reshape(-1)
+        return self.slopes[torch.searchsorted(self.knots, flat, right=True)]
+
+    # --- measures -----------------------------------------------------------------------------
+    def roughness(self) -> float:
+        r"""Roughness :math:`ρ = \sum_k \lVert Δ s_k \rVert^2`, the squared slope jumps summed over
+        knots (and outputs); for a shallow network :math:`ρ = \sum_i μ_i^2` (Sahs et al. 2020,
+        §2.2)."""
+        return float((self.delta_slopes**2).sum())
+
+    def roughness_by_layer(self) -> dict[int, float]:
+        """Roughness split by the layer that induced each knot (a spline of a network only).
+
+        Sahs et al. (2020, Fig. 3) sum roughness "by layer" without defining it for deep
+        networks; our choice (specs/spline-view.md): layer ℓ gets the squared slope jumps of the
+        output at the active breakpoints that layer ℓ induced. The values sum to
+        :meth:`roughness`.
+        """
+        if self.knot_layer is None or self.crossings is None:
+            raise ValueError("roughness_by_layer needs a spline of a network; build it with "
+                             "spline_of(model, lower, upper)")
+        jumps = (self.delta_slopes**2).sum(dim=1)  # (K,)
+        return {c.layer: float(jumps[self.knot_layer == c.layer].sum()) for c in self.crossings}
+
+    def l2_distance(self, other: Spline) -> float:
+        r"""Exact :math:`\lVert f − g \rVert_{L^2[a, b]}` to another spline on the same interval."""
+        if abs(self.lower - other.lower) > 0 or abs(self.upper - other.upper) > 0:
+            raise ValueError("both splines must live on the same interval; restrict one first")
+        grid = torch.unique(torch.cat([self.points, other.points]))  # sorted
+        d = self(grid[:, None]) - other(grid[:, None])  # (P, m), linear in between
+        h = (grid[1:] - grid[:-1])[:, None]
+        a, b = d[:-1], d[1:]
+        return math.sqrt(float((h * (a * a + a * b + b * b) / 3).sum()))
+
+    # --- transformations ----------------------------------------------------------------------
+    def restrict(self, lower: float, upper: float) -> Spline:
+        """The same function on ``[lower, upper]`` (inside or beyond this spline's interval)."""
+        lower, upper = _check_interval(lower, upper)
+        inside = (self.knots > lower) & (self.knots < upper)
+        ends = torch.tensor([lower, upper], dtype=torch.float64)
+        points = torch.cat([ends[:1], self.knots[inside], ends[1:]])
+        values = torch.cat([self(ends[:1, None]), self.values[1:-1][inside],
+                            self(ends[1:, None])])
+        first = int(torch.searchsorted(self.knots, ends[:1], right=True))
+        slopes = self.slopes[first:first + int(inside.sum()) + 1]
+        return Spline(
+            points, values, slopes,
+            None if self.knot_layer is None else self.knot_layer[inside],
+            None if self.knot_unit is None else self.knot_unit[inside],
+            None if self.crossings is None else tuple(
+                _restrict_crossings(c, lower, upper) for c in self.crossings),
+        )
+
+    def simplify(self, rtol: float = 0.0) -> Spline:
+        """Drop knots whose slope jump is at most ``rtol`` times the largest |slope| (0: exact)."""
+        scale = float(self.slopes.abs().max()) if self.slopes.numel() else 0.0
+        keep = (self.delta_slopes.abs() > rtol * scale).any(dim=1)
+        pieces = torch.cat([torch.tensor([True]), keep])
+        points = torch.cat([self.points[:1], self.knots[keep], self.points[-1:]])
+        values = torch.cat([self.values[:1], self.values[1:-1][keep], self.values[-1:]])
+        return Spline(points, values, self.slopes[pieces],
+                      None if self.knot_layer is None else self.knot_layer[keep],
+                      None if self.knot_unit is None else self.knot_unit[keep], self.crossings)
+
+    def plot(self, ax=None, *, output: int = 0, knots: bool = True, **kwargs):
+        """Draw the spline (one output) with its knots marked; returns the matplotlib axes."""
+        if ax is None:
+            import matplotlib.pyplot as plt
+
+            ax = plt.gca()
+        (line,) = ax.plot(self.points.numpy(), self.values[:, output].numpy(), **kwargs)
+        if knots and self.knots.numel():
+            ax.plot(self.knots.numpy(), self.values[1:-1, output].numpy(), "o", ms=3,
+                    color=line.get_color())
+        return ax
+
+    def __repr__(self) -> str:
+        return (f"Spline(pieces={self.num_pieces}, interval=[{self.lower:g}, {self.upper:g}], "
+                f"out_features={self.out_features})")
+
+
+@dataclass(frozen=True)
+class BDSO:
+    r"""Breakpoint / delta-slope / orientation form of a shallow 1-D ReLU network.
+
+    :math:`f(x) = b_0 + \sum_i μ_i (x − β_i) ⟦s_i (x − β_i) > 0⟧` (Sahs et al. 2020, eq. 2 and
+    App. C.1). A unit with :math:`w_i = 0` is the constant :math:`v_i \operatorname{ReLU}(b_i)`:
+    it has no breakpoint (β = NaN, μ = 0, s = 0) and its constant is part of ``offset``.
+
+    Attributes:
+        breakpoints: ``(H,)`` β_i = −b_i / w_i.
+        delta_slopes: ``(H,)`` μ_i = w_i v_i.
+        orientations: ``(H,)`` s_i = sgn w_i ∈ {−1, 0, +1}.
+        offset: b_0 (the head's bias plus the constants of units with w_i = 0).
+    """
+
+    breakpoints: torch.Tensor
+    delta_slopes: torch.Tensor
+    orientations: torch.Tensor
+    offset: float
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """Evaluate the BDSO formula at ``x`` (any shape; returns the same shape)."""
+        x = torch.as_tensor(x, dtype=torch.float64)
+        flat = x.reshape(-1, 1)
+        on = self.orientations != 0
+        d = flat - self.breakpoints[on]  # (N, H')
+        side = (self.orientations[on] * d) > 0
+        y = self.offset + (self.delta_slopes[on] * d * side).sum(dim=1)
+        return y.reshape(x.shape)
+
+    def roughness(self) -> float:
+        r""":math:`ρ = \sum_i μ_i^2` (Sahs et al. 2020, §2.2)."""
+        return float((self.delta_slopes**2).sum())
+
+    def to_spline(self, lower: float, upper: float) -> Spline:
+        """The spline of this function on ``[lower, upper]`` (breakpoints outside are folded
+        into the end pieces; coinciding breakpoints become one knot)."""
+        lower, upper = _check_interval(lower, upper)
+        on = self.orientations != 0
+        beta = self.breakpoints[on]
+        inside = beta[(beta > lower) & (beta < upper)]
+        points = torch.cat([torch.tensor([lower], dtype=torch.float64),
+                            torch.unique(inside),
+                            torch.tensor([upper], dtype=torch.float64)])
+        values = self(points)[:, None]
+        mids = (points[1:] + points[:-1]) / 2
+        d = mids[:, None] - beta  # (K + 1, H')
+        slopes = (self.delta_slopes[on] * ((self.orientations[on] * d) > 0)).sum(dim=1)
+        return Spline(points, values, slopes[:, None])
+
+
+# ---------------------------------------------------------------------------------------------
+# Networks as a list of float64 operations
+# ---------------------------------------------------------------------------------------------
+# An op is ("linear", W (out, in), b (out,), W^T and b as NumPy), ("relu",) or
+# ("residual", [ops]); a residual
+# block adds its input to its output (MLP's hidden layers 2..L when residual=True).
+
+
+def _network_ops(model: nn.Module) -> list[tuple]:
+    if isinstance(model, MLP):
+        if model.activation_name != "relu":
+            raise ValueError(f"spline_of needs a ReLU network; this MLP uses activation "
+                             f"{model.activation_name!r}, whose output is not piecewise linear")
+        if model.in_features != 1:
+            raise ValueError(f"spline_of needs a network with one input, got in_features="
+                             f"{model.in_features}")
+        layers = list(model.layers)
+        w, b = _params(layers[0])
+        if model.domain is not None:
+            # x̃ = (x − l) / (u − l): fold the input box into the first layer, in float64.
+            lo, hi = float(model.domain[0][0]), float(model.domain[1][0])
+            w, b = w / (hi - lo), b - (w[:, 0] * lo) / (hi - lo)
+        ops: list[tuple] = [_linear_op(w, b), ("relu",)]
+        for layer in layers[1:]:
+            block = [_linear_op(*_params(layer)), ("relu",)]
+            ops += [("residual", block)] if model.residual else block
+        return ops + [_linear_op(*_params(model.head))]
+    if isinstance(model, nn.Sequential):
+        ops = []
+        for module in _flatten(model):
+            if isinstance(module, nn.Linear):
+                ops.append(_linear_op(*_params(module)))
+            elif isinstance(module, nn.ReLU):
+                ops.append(("relu",))
+            elif not isinstance(module, nn.Identity):
+                raise TypeError(f"spline_of handles nn.Linear, nn.ReLU and nn.Identity inside an "
+                                f"nn.Sequential, got {type(module).__name__}")
+        first = next((op for op in ops if op[0] == "linear"), None)
+        if first is None or first[1].shape[1] != 1:
+            raise ValueError("spline_of needs a network with one input: its first nn.Linear "
+                             "must have in_features=1")
+        return ops
+    raise TypeError(f"spline_of takes a deepbasis MLP or an nn.Sequential of Linear/ReLU layers, "
+                    f"got {type(model).__name__}")
+
+
+def _flatten(seq: nn.Sequential):
+    for module in seq:
+        if isinstance(module, nn.Sequential):
+            yield from _flatten(module)
+        else:
+            yield module
+
+
+def _params(layer: nn.Linear) -> tuple[np.ndarray, np.ndarray]:
+    """Weight (out, in) and bias (out,) as float64 NumPy arrays (views when already so)."""
+    w = layer.weight.detach()
+    w = (w if w.dtype == torch.float64 and w.device.type == "cpu"
+         else w.to("cpu", torch.float64)).numpy()
+    if layer.bias is None:
+        return w, np.zeros(w.shape[0])
+    b = layer.bias.detach()
+    return w, (b if b.dtype == torch.float64 and b.device.type == "cpu"
+               else b.to("cpu", torch.float64)).numpy()
+
+
+def _linear_op(w: np.ndarray, b: np.ndarray) -> tuple:
+    return ("linear", w, b)
+
+
+def _check_interval(lower, upper) -> tuple[float, float]:
+    lower, upper = float(lower), float(upper)
+    if not (math.isfinite(lower) and math.isfinite(upper)) or not lower < upper:
+        raise ValueError(f"need a finite interval with lower < upper, got [{lower}, {upper}]")
+    return lower, upper
+
+
+# ---------------------------------------------------------------------------------------------
+# Propagation
+# ---------------------------------------------------------------------------------------------
+
+
+# A linear layer maps the slopes of every interval but the values of only every ANCHOR-th
+# point: the other values are rebuilt as z[k + 1] = z[k] + s_k (t[k + 1] − t[k]), exact on each
+# interval, summing at most ANCHOR − 1 steps from an anchor (so rounding stays within a few ulps
+# of the terms). This nearly halves the arithmetic of mapping every point's values as well.
+ANCHOR = 8
+
+
+class _State:
+    """A CPWL state on sorted points ``t`` (P,), stored in one buffer ``x``: rows 0..P−2 are
+    the slopes on the P − 1 intervals, the last ⌈P / ANCHOR⌉ rows the values at the anchor
+    points 0, ANCHOR, 2·ANCHOR, …, so one matrix product maps both. Also the full values and
+    slopes of open residual blocks' inputs, and for each point its origin (crossing id; −1 for
+    the interval's ends).
+
+    NumPy float64: the arrays are small, so per-call overhead and passes over memory dominate.
+    """
+
+    def __init__(self, t: np.ndarray, x: np.ndarray) -> None:
+        self.t = t  # (P,)
+        self.x = x  # (P − 1 + ⌈P / ANCHOR⌉, d)
+        self.skips: list[tuple[np.ndarray, np.ndarray]] = []  # (values (P, d), slopes)
+        self.origin = np.full(t.shape[0], -1, dtype=np.int64)
+
+    @property
+    def slopes(self) -> np.ndarray:
+        return self.x[: self.t.shape[0] - 1]
+
+    def values(self) -> np.ndarray:
+        """Values at every point, ``(P, d)``, rebuilt from the anchors and the slopes."""
+        p, m = self.t.shape[0], ANCHOR
+        x = self.x
+        d = x.shape[1]
+        blocks = x.shape[0] - (p - 1)
+        steps = np.empty((blocks * m, d))
+        np.multiply(x[: p - 1], (self.t[1:] - self.t[:-1])[:, None], out=steps[1:p])
+        steps[p:] = 0.0
+        steps[::m] = x[p - 1:]  # exact values at the anchors
+        cube = steps.reshape(blocks, m, d)
+        for r in range(1, m):  # a running sum within each block (np.cumsum is slower here)
+            cube[:, r] += cube[:, r - 1]
+        return steps[:p]
+
+
+def _mm_t(a: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """``a @ w.T`` by torch's matmul, so the thread count follows torch.set_num_threads like
+    the rest of the library (NumPy's BLAS would pick its own)."""
+    return torch.mm(torch.from_numpy(a), torch.from_numpy(w).T).numpy()
+
+
+def _linear(state: _State, w: np.ndarray, b: np.ndarray) -> None:
+    x = _mm_t(state.x, w)  # slopes and anchor values in one product
+    x[state.t.shape[0] - 1:] += b  # the bias moves values only
+    state.x = x
+
+
+def _relu_split(state: _State, layer: int, crossings: list, next_id: int) -> int:
+    """Apply a ReLU, inserting every zero crossing of the pre-activations as a new point."""
+    t, p, m = state.t, state.t.shape[0], ANCHOR
+    z, sz = state.values(), state.slopes  # (P, d) pre-activations, (P − 1, d) their slopes
+    pos = z > 0
+    j, u = np.nonzero(pos[:-1] != pos[1:])  # candidates; a zero at a point is no crossing
+    a, b = z[j, u], z[j + 1, u]
+    strict = (a * b) < 0
+    if not strict.all():
+        j, u, a, b = j[strict], u[strict], a[strict], b[strict]
+    count = j.shape[0]
+    if count == 0:
+        crossings.append((layer, np.empty(0), np.empty(0, np.int64), np.empty(0, np.int64)))
+        on = pos[:-1] | pos[1:]  # a unit is on on an interval iff > 0 at either end
+        anchors = np.maximum(z[::m], 0.0)
+        state.x = np.concatenate([np.multiply(sz, on), anchors])
+        return next_id
+    d = z.shape[1]
+    lam = a / (a - b)  # in [0, 1]: a and −b have the same sign
+    tj, tk = t[j], t[j + 1]
+    tc = np.minimum(np.maximum(tj + lam * (tk - tj), tj), tk)  # (C,) inside interval j
+    # New points go right after the old point that starts their interval, sorted by x there;
+    # each old interval j becomes 1 + (its crossings) intervals, all with parent j.
+    within = np.lexsort((tc, j))
+    j, u, lam, tc = j[within], u[within], lam[within], tc[within]
+    per_interval = np.bincount(j, minlength=p - 1)  # (P − 1,)
+    shift = np.zeros(p, dtype=np.int64)
+    np.cumsum(per_interval, out=shift[1:])
+    old_at = np.arange(p) + shift  # where the old points go
+    new_at = j + 1 + np.arange(count)  # where the crossings go
+    q = p + count
+    # z is affine on interval j: interpolate every unit; the crossing unit is exactly 0.
+    zj = z[j]
+    zc = zj + lam[:, None] * (z[j + 1] - zj)  # (C, d)
+    zc[np.arange(count), u] = 0.0
+    positive = np.empty((q, d), dtype=bool)
+    positive[old_at] = pos
+    positive[new_at] = zc > 0
+    on = positive[:-1] | positive[1:]  # (Q − 1, d): a unit keeps one sign on each interval
+    source = np.empty(q, dtype=np.int64)  # row of [z; zc] behind each new point
+    source[old_at] = np.arange(p)
+    source[new_at] = np.arange(p, q)
+    anchor_rows = source[::m]
+    old = anchor_rows < p
+    blocks = anchor_rows.shape[0]
+    out = np.empty((q - 1 + blocks, d))
+    counts = per_interval + 1
+    np.multiply(np.repeat(sz, counts, axis=0), on, out=out[: q - 1])
+    anchors = out[q - 1:]
+    anchors[old] = z[anchor_rows[old]]
+    anchors[~old] = zc[anchor_rows[~old] - p]
+    np.maximum(anchors, 0.0, out=anchors)
+    for k, (v, s) in enumerate(state.skips):  # residual inputs live on the new points too
+        moved = np.empty((q, v.shape[1]))
+        moved[old_at] = v
+        moved[new_at] = v[j] + lam[:, None] * (v[j + 1] - v[j])
+        state.skips[k] = (moved, np.repeat(s, counts, axis=0))
+    ids = np.arange(next_id, next_id + count)
+    new_t = np.empty(q)
+    new_t[old_at] = t
+    new_t[new_at] = tc
+    origin = np.empty(q, dtype=np.int64)
+    origin[old_at] = state.origin
+    origin[new_at] = ids
+    state.t, state.x, state.origin = new_t, out, origin
+    by_x = np.argsort(tc, kind="stable")
+    crossings.append((layer, tc[by_x], u[by_x], ids[by_x]))
+    return next_id + count
+
+
+def _propagate(ops: list[tuple], state: _State, crossings: list, next_id: int) -> int:
+    for op in ops:
+        if op[0] == "linear":
+            _linear(state, op[1], op[2])
+        elif op[0] == "relu":
+            next_id = _relu_split(state, len(crossings) + 1, crossings, next_id)
+        else:  # residual block: skip + block(skip)
+            state.skips.append((state.values(), state.slopes.copy()))
+            next_id = _propagate(op[1], state, crossings, next_id)
+            v, s = state.skips.pop()
+            state.x = state.x + np.concatenate([s, v[::ANCHOR]])
+    return next_id
+
+
+@torch.no_grad()
+def spline_of(model: nn.Module, lower: float, upper: float, *,
+              jump_rtol: float = DEFAULT_JUMP_RTOL) -> Spline:
+    r"""The exact spline of a 1-D → m ReLU network on ``[lower, upper]``.
+
+    Propagates linear pieces layer by layer in float64 (Sahs et al. 2020, App. B): a neuron of
+    layer ℓ induces a breakpoint wherever its pre-activation :math:`z^{(ℓ)}_i(x)` crosses zero;
+    the breakpoint is *active* if the output is non-differentiable there. The returned spline
+    has the output's knots (active breakpoints only) with the (layer, unit) that induced each,
+    and in ``crossings`` every layer's zero crossings, active or not.
+
+    Args:
+        model: a :class:`~deepbasis.MLP` with ``activation="relu"`` and ``in_features=1``
+            (plain or residual, any depth, with or without an input ``domain``), or an
+            ``nn.Sequential`` of ``nn.Linear`` / ``nn.ReLU`` (nested ones are flattened).
+        lower, upper: the interval.
+        jump_rtol: a crossing is an output knot when the output's slope jumps there by more than
+            ``jump_rtol`` times the largest sum of absolute terms that made an output slope (so
+            mathematically zero jumps, which rounding can turn into a few ulps, are not knots).
+
+    Returns:
+        :class:`Spline` with ``knot_layer``, ``knot_unit`` and ``crossings`` filled in.
+
+    Examples:
+        >>> import torch
+        >>> from deepbasis import MLP
+        >>> model = MLP(1, width=16, depth=3, dtype=torch.float64)
+        >>> s = spline_of(model, -3.0, 3.0)
+        >>> x = torch.linspace(-3, 3, 101, dtype=torch.float64)[:, None]
+        >>> bool(torch.allclose(s(x), model(x), rtol=1e-12, atol=1e-12))
+        True
+    """
+    lower, upper = _check_interval(lower, upper)
+    ops = _network_ops(model)
+    # The head is the last op when it is linear: its slopes' terms set the jump tolerance.
+    *body, last = ops if ops[-1][0] == "linear" else (*ops, None)
+    t = np.array([lower, upper])
+    state = _State(t, np.array([[1.0], [lower]]))  # slope 1, value at the anchor t[0]
+    crossings: list[tuple] = []
+    _propagate(body, state, crossings, 0)
+    if last is not None:
+        terms = _mm_t(np.abs(state.slopes), np.abs(last[1]))
+        _propagate([last], state, crossings, 0)
+    else:
+        terms = np.abs(state.slopes)
+    return _output_spline(state, crossings, jump_rtol * float(terms.max()))
+
+
+def _output_spline(state: _State, crossings: list[tuple], atol: float) -> Spline:
+    t, values, slopes = state.t, state.values(), state.slopes
+    # Coinciding crossings leave zero-length intervals: keep the pieces of positive length; a
+    # knot between two kept pieces takes the last of the points at that x.
+    kept = np.nonzero(t[1:] > t[:-1])[0]  # (Q,) left point of each piece of positive length
+    slopes = slopes[kept]  # (Q, m)
+    bend = (np.abs(slopes[1:] - slopes[:-1]) > atol).any(axis=1)  # (Q − 1,)
+    knot_points = kept[1:][bend]  # index in t of each output knot
+    # Pieces between two knots have the same slope up to atol: keep the first one's.
+    first_piece = np.concatenate([[True], bend])
+    points = np.concatenate([t[:1], t[knot_points], t[-1:]])
+    vals = np.concatenate([values[:1], values[knot_points], values[-1:]])
+    active_ids = state.origin[knot_points]
+    # Crossing ids are 0, 1, 2, … in the order they were issued over all layers.
+    total = sum(c[1].shape[0] for c in crossings)
+    layer_by_id = np.zeros(total, dtype=np.int64)
+    unit_by_id = np.zeros(total, dtype=np.int64)
+    is_active = np.zeros(total, dtype=bool)
+    is_active[active_ids] = True
+    layers = []
+    for layer, x, unit, ids in crossings:
+        layer_by_id[ids] = layer
+        unit_by_id[ids] = unit
+        layers.append(LayerCrossings(layer, torch.from_numpy(x), torch.from_numpy(unit),
+                                     torch.from_numpy(is_active[ids])))
+    return Spline(torch.from_numpy(points), torch.from_numpy(vals),
+                  torch.from_numpy(slopes[first_piece]),
+                  torch.from_numpy(layer_by_id[active_ids]),
+                  torch.from_numpy(unit_by_id[active_ids]), tuple(layers))
+
+
+def _restrict_crossings(c: LayerCrossings, lower: float, upper: float) -> LayerCrossings:
+    keep = (c.x > lower) & (c.x < upper)
+    return LayerCrossings(c.layer, c.x[keep], c.unit[keep], c.active[keep])
+
+
+def count_pieces(model: nn.Module, lower: float, upper: float) -> int:
+    """Number of linear pieces of a 1-D ReLU network's output on ``[lower, upper]``, exactly
+    (see :func:`spline_of`)."""
+    return spline_of(model, lower, upper).num_pieces
+
+
+def count_regions(model: nn.Module, lower: float, upper: float) -> int:
+    """Number of activation regions on ``[lower, upper]``: intervals between *all* zero
+    crossings of all layers, active or not (what ``regioncam`` counts in 1-D); ≥ the number of
+    linear pieces of the output."""
+    spline = spline_of(model, lower, upper)
+    xs = torch.cat([c.x for c in spline.crossings]) if spline.crossings else torch.empty(0)
+    return int(torch.unique(xs).numel()) + 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Shallow networks
+# ---------------------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def bdso(model: nn.Module) -> BDSO:
+    """The BDSO form (breakpoints, delta-slopes, orientations, offset) of a shallow network.
+
+    Accepts a :class:`~deepbasis.MLP` with depth 1, ReLU, one input and one output (its input
+    ``domain`` is folded in, so breakpoints are in the user's x), or any
+    ``nn.Sequential(nn.Linear(1, H), nn.ReLU(), nn.Linear(H, 1))``. Sahs et al. (2020), eq. 2.
+    """
+    ops = _network_ops(model)
+    kinds = [op[0] for op in ops]
+    if kinds != ["linear", "relu", "linear"] or ops[2][1].shape[0] != 1:
+        raise ValueError("bdso needs a shallow network Linear(1, H) → ReLU → Linear(H, 1) (an MLP "
+                         "with depth=1 and out_features=1); use spline_of for deeper networks")
+    w, b = torch.from_numpy(ops[0][1][:, 0].copy()), torch.from_numpy(ops[0][2].copy())  # (H,)
+    v, b0 = torch.from_numpy(ops[2][1][0].copy()), float(ops[2][2][0])  # (H,), ()
+    orient = torch.sign(w)
+    flat = orient == 0
+    beta = torch.where(flat, torch.full_like(w, math.nan), -b / torch.where(flat, 1.0, w))
+    mu = w * v
+    offset = float(b0 + (v * b.clamp_min(0.0))[flat].sum())
+    return BDSO(beta, mu, orient, offset)
+
+
+def _shallow_layers(model: nn.Module) -> tuple[nn.Linear, nn.Linear]:
+    if isinstance(model, MLP) and model.depth == 1 and model.in_features == 1 \
+            and model.out_features == 1 and model.activation_name == "relu":
+        return model.layers[0], model.head
+    if isinstance(model, nn.Sequential):
+        mods = [m for m in _flatten(model) if not isinstance(m, nn.Identity)]
+        if (len(mods) == 3 and isinstance(mods[0], nn.Linear) and isinstance(mods[1], nn.ReLU)
+                and isinstance(mods[2], nn.Linear) and mods[0].in_features == 1
+                and mods[2].out_features == 1 and mods[0].bias is not None
+                and mods[2].bias is not None):
+            return mods[0], mods[2]
+    raise ValueError("need a shallow network Linear(1, H) → ReLU → Linear(H, 1) with biases (an "
+                     "MLP with depth=1, in_features=1, out_features=1, activation='relu')")
