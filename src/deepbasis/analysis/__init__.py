@@ -11,6 +11,20 @@ from .geometry import (
     image_diameter,
     image_volume,
 )
+from .dynamics import BDSOVelocity, alpha_scale, bdso_velocity, parameter_velocity
+from .loss_surface import (
+    HessianSpectrum,
+    KnotClassification,
+    PiecewiseOLS,
+    classify_knots,
+    data_partition,
+    hessian_spectrum,
+    is_lonely,
+    lonely_probability,
+    loss_hessian,
+    piecewise_ols_test,
+)
+from .shallow import ShallowParams
 from .spline import (
     BDSO,
     LayerCrossings,
@@ -20,23 +34,43 @@ from .spline import (
     count_regions,
     spline_of,
 )
+from .watch import BreakpointWatch, LayerChange, WatchRecord, breakpoint_density
 
 __all__ = [
     "BDSO",
+    "BDSOVelocity",
     "BoxImage",
+    "BreakpointWatch",
     "CovarianceRatios",
+    "HessianSpectrum",
+    "KnotClassification",
+    "LayerChange",
     "LayerCrossings",
+    "PiecewiseOLS",
+    "ShallowParams",
     "Spline",
+    "WatchRecord",
+    "alpha_scale",
     "basis_functions",
     "bdso",
+    "bdso_velocity",
     "box_image",
+    "breakpoint_density",
+    "classify_knots",
     "count_pieces",
     "count_regions",
     "covariance_ratios",
+    "data_partition",
     "feature_covariance_ratios",
+    "hessian_spectrum",
     "image_area",
     "image_diameter",
     "image_volume",
     "initial_basis_loss",
+    "is_lonely",
+    "lonely_probability",
+    "loss_hessian",
+    "parameter_velocity",
+    "piecewise_ols_test",
     "spline_of",
 ]
