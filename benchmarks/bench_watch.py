@@ -6,7 +6,9 @@ every k steps. Timed alternately from the same initial network (medians of ``--r
 rounds):
 
 - ``deepbasis.fit(method="gd")`` without callbacks, with a no-op callback (what any callback
-  costs in fit: a host sync and the member's model every step), and with the watch;
+  costs in fit: a host sync and the member's model every step), with the watch as a callback,
+  and with the watch as a metric (``metrics={"pieces": watch.metric}, metric_every=k``: fit
+  then touches the model only every k steps);
 - a bare PyTorch loop (MSE, backward, SGD step) without and with ``watch(step, loss, model)``.
 
 Prints the overhead of the watch relative to the training time without it. Never fails on
@@ -33,11 +35,13 @@ def _noop(step, loss, model):
     return None
 
 
-def time_fit(model, x, y, steps, callbacks) -> float:
+def time_fit(model, x, y, steps, callbacks, metric_watch=None) -> float:
     m = copy.deepcopy(model)
+    metrics = {} if metric_watch is None else {"pieces": metric_watch.metric}
+    every = 1 if metric_watch is None else metric_watch.every
     start = time.perf_counter()
     fit(m, x, y, method="gd", optimizer="sgd", lr=1e-3, steps=steps, callbacks=callbacks,
-        progress=False)
+        metrics=metrics, metric_every=every, progress=False)
     return time.perf_counter() - start
 
 
@@ -76,7 +80,8 @@ def main(argv=None) -> dict:
     time_loop(model, x, y, 50, BreakpointWatch(-3.0, 3.0, every=10))
     results = {}
     for k in args.every:
-        runs = {"fit": [], "fit+noop": [], "fit+watch": [], "loop": [], "loop+watch": []}
+        runs = {"fit": [], "fit+noop": [], "fit+watch": [], "fit+metric": [], "loop": [],
+                "loop+watch": []}
         records = 0
         for _ in range(args.repeats):
             runs["fit"].append(time_fit(model, x, y, args.steps, []))
@@ -84,6 +89,8 @@ def main(argv=None) -> dict:
             watch = BreakpointWatch(-3.0, 3.0, every=k)
             runs["fit+watch"].append(time_fit(model, x, y, args.steps, [watch]))
             records = len(watch.records)
+            runs["fit+metric"].append(time_fit(model, x, y, args.steps, [],
+                                               BreakpointWatch(-3.0, 3.0, every=k)))
             runs["loop"].append(time_loop(model, x, y, args.steps, None))
             runs["loop+watch"].append(time_loop(model, x, y, args.steps,
                                                 BreakpointWatch(-3.0, 3.0, every=k)))
@@ -92,6 +99,7 @@ def main(argv=None) -> dict:
         results[k] = {**med, "records": records, "per_record_s": per_record,
                       "fit_overhead": med["fit+watch"] / med["fit"] - 1,
                       "fit_overhead_vs_noop": med["fit+watch"] / med["fit+noop"] - 1,
+                      "fit_metric_overhead": med["fit+metric"] / med["fit"] - 1,
                       "loop_overhead": med["loop+watch"] / med["loop"] - 1}
         print(f"width {args.width}, depth {args.depth}, {args.points} points, {args.steps} GD "
               f"steps, k = {k} ({records} records), {args.threads} thread(s), medians of "
@@ -101,6 +109,8 @@ def main(argv=None) -> dict:
         print(f"  fit + watch:         {med['fit+watch']:.3f} s   overhead "
               f"{100 * results[k]['fit_overhead']:+.1f} % vs fit, "
               f"{100 * results[k]['fit_overhead_vs_noop']:+.1f} % vs fit + no-op callback")
+        print(f"  fit + watch metric:  {med['fit+metric']:.3f} s   overhead "
+              f"{100 * results[k]['fit_metric_overhead']:+.1f} % vs fit")
         print(f"  PyTorch loop:        {med['loop']:.3f} s")
         print(f"  loop + watch:        {med['loop+watch']:.3f} s   overhead "
               f"{100 * results[k]['loop_overhead']:+.1f} %")

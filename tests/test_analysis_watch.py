@@ -112,6 +112,25 @@ def test_watch_as_a_fit_callback_records_every_k_steps_and_never_stops_training(
         BreakpointWatch(-1.0, 1.0, every=0)
 
 
+def test_watch_as_a_fit_metric_matches_the_callback_records():
+    x = torch.linspace(-3, 3, 64, dtype=F64)[:, None]
+    a, b = model_with_seed(3, width=8, depth=2), model_with_seed(3, width=8, depth=2)
+    by_callback = BreakpointWatch(-3.0, 3.0, every=10)
+    fit(a, x, torch.sin(x), method="gd", steps=25, lr=1e-3, callbacks=[by_callback],
+        progress=False)
+    by_metric = BreakpointWatch(-3.0, 3.0, every=10)
+    history = fit(b, x, torch.sin(x), method="gd", steps=25, lr=1e-3,
+                  metrics={"pieces": by_metric.metric}, metric_every=10, progress=False)
+    by_metric.sync(history)
+    assert [r.step for r in by_metric.records] == [0, 10, 20, 25]  # fit adds the last step
+    assert history.metrics["pieces"] == [r.pieces for r in by_metric.records]
+    for ra, rb in zip(by_callback.records, by_metric.records[:3], strict=True):
+        assert ra.step == rb.step and ra.loss == pytest.approx(rb.loss, rel=1e-12)
+        np.testing.assert_allclose(ra.breakpoints[2], rb.breakpoints[2], rtol=1e-12)
+    with pytest.raises(ValueError, match="metric steps"):
+        by_metric.sync(history)
+
+
 @pytest.mark.parametrize("seed", SEEDS)
 def test_breakpoint_density_matches_scipy_gaussian_kde(seed):
     rng = np.random.default_rng(seed)

@@ -28,7 +28,7 @@ matched to itself.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from torch import nn
@@ -162,6 +162,17 @@ class BreakpointWatch:
 
     or in any loop: ``watch(step, loss.item(), model)`` once per step (it returns ``None``, so
     it never stops :func:`fit`). Records live in ``watch.records``.
+
+    **Cheaper with fit: as a metric.** :func:`deepbasis.fit` runs *every* callback at every step
+    (copying the member's parameters into its model and back, and reading the loss on the
+    host), which costs a few tens of percent on small networks whatever the callback does.
+    Its ``metrics`` run only every ``metric_every`` steps::
+
+        history = fit(model, x, y, method="gd", metrics={"pieces": watch.metric},
+                      metric_every=watch.every)
+        watch.sync(history)  # the records' steps and losses from the history
+
+    ``benchmarks/bench_watch.py`` measures both ways.
     """
 
     lower: float
@@ -170,6 +181,7 @@ class BreakpointWatch:
     density_grid: np.ndarray | None = None
     bandwidth: float | None = None
     records: list[WatchRecord] = field(default_factory=list)
+    _metric_records: list[int] = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
         if isinstance(self.every, bool) or not isinstance(self.every, int) or self.every < 1:
@@ -203,6 +215,28 @@ class BreakpointWatch:
                           float(jumps.sum()), by_layer, density)
         self.records.append(rec)
         return rec
+
+    def metric(self, model: nn.Module) -> float:
+        """A ``metrics=`` entry for :func:`deepbasis.fit` (run every ``metric_every`` steps):
+        records now and returns the number of pieces. The step is provisional (calls × every)
+        until :meth:`sync`."""
+        self._metric_records.append(len(self.records))
+        step = (len(self._metric_records) - 1) * self.every
+        return float(self.record(model, step).pieces)
+
+    def sync(self, history) -> None:
+        """Give the records made by :meth:`metric` the steps and losses of ``history`` (a
+        :class:`deepbasis.train.History`: ``metric_steps`` and ``loss``)."""
+        steps = list(history.metric_steps)
+        if len(steps) != len(self._metric_records):
+            raise ValueError(f"the history has {len(steps)} metric steps but the watch made "
+                             f"{len(self._metric_records)} records as a metric; sync with the "
+                             "history of the fit it watched")
+        for index, step in zip(self._metric_records, steps, strict=True):
+            loss = history.loss[step] if step < len(history.loss) else math.nan
+            self.records[index] = replace(self.records[index], step=int(step),
+                                          loss=float(loss))
+        self._metric_records.clear()
 
     # --- analysis -----------------------------------------------------------------------------
     @property
