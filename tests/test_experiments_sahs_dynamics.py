@@ -37,10 +37,8 @@ def test_quick_profile_writes_records_claims_report_and_figure(experiment_id, tm
         if line.startswith("| PASS") or line.startswith("| FAIL"):
             assert line.count("|") == 6, line
     assert (tmp_path / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    if experiment_id == "sahs.gradient_flow":  # exact identities hold at any size
+        assert claims[0]["passed"] and claims[0]["value"]["max_rel_error_beta"] <= 1e-12
+    if experiment_id == "sahs.loss_surface":
+        assert all(c["passed"] for c in claims[2:]), claims[2:]  # Cor. 3, Thm 3, Thm 4
 
-
-def test_gradient_flow_quick_claim_on_float64_agreement_passes(tmp_path):
-    run_experiment("sahs.gradient_flow", "quick", tmp_path, progress=False)
-    claims = json.loads((tmp_path / "claims.json").read_text())
-    assert claims[0]["passed"], claims[0]
-    assert claims[0]["value"]["max_rel_error_beta"] <= 1e-12
