@@ -80,12 +80,16 @@ def badseeds_run(settings: Mapping[str, Any], seeds: tuple[int, ...]) -> list[di
     return [dict(r, seed=r["seed"] + 100) for r in run(settings, seeds)]
 
 
+# The fakes judge their claims at every profile (smoke_profiles=()), so that the tests of the
+# PASS / FAIL machinery can use the cheap quick profile; tests/test_smoke_verdicts.py checks
+# what a real experiment's quick run reports ("not judged").
 QUICK = Experiment("fake.quick", "A fake experiment for the runner tests", "Nobody (2099)",
-                   PROFILES, cells, run, report, description="Cheap and deterministic.")
+                   PROFILES, cells, run, report, description="Cheap and deterministic.",
+                   smoke_profiles=())
 FLAKY = Experiment("fake.flaky", "A fake experiment with one failing cell", "Nobody (2099)",
-                   PROFILES, cells, flaky_run, report)
+                   PROFILES, cells, flaky_run, report, smoke_profiles=())
 BADSEEDS = Experiment("fake.badseeds", "A fake experiment that breaks the contract",
-                      "Nobody (2099)", PROFILES, cells, badseeds_run, report)
+                      "Nobody (2099)", PROFILES, cells, badseeds_run, report, smoke_profiles=())
 FAKES = (QUICK, FLAKY, BADSEEDS)
 
 

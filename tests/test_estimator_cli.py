@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -54,9 +55,11 @@ def test_fit_csv_then_predict_round_trip(tmp_path, curve_csv, monkeypatch):
     assert done.exit_code == 0, done.output
     assert "RMSE of y against the values in curve.csv" in done.output
     written = read_columns(tmp_path / "out.csv")
-    assert written.names == ["x", "y"]
+    assert written.names == ["x", "note", "y", "y_pred"]  # every column, then the prediction
     table = read_table(curve_csv, "y", "x")
-    np.testing.assert_array_equal(written.values["y"], regressor.predict(table.inputs))
+    np.testing.assert_array_equal(written.values["y_pred"], regressor.predict(table.inputs))
+    np.testing.assert_array_equal(written.values["y"], table.targets[:, 0])
+    assert list(written.values["note"]) == ["label"] * 80
 
 
 def test_fit_npz_two_inputs_two_targets(tmp_path):
@@ -76,8 +79,9 @@ def test_fit_npz_two_inputs_two_targets(tmp_path):
                    tmp_path / "p.npz")
     assert done.exit_code == 0, done.output
     with np.load(tmp_path / "p.npz") as out:
-        assert sorted(out.files) == ["u", "v", "x[0]", "x[1]"]
-        np.testing.assert_array_equal(np.c_[out["u"], out["v"]], regressor.predict(X[:7]))
+        assert sorted(out.files) == ["u_pred", "v_pred", "x[0]", "x[1]"]
+        np.testing.assert_array_equal(np.c_[out["u_pred"], out["v_pred"]],
+                                      regressor.predict(X[:7]))
 
 
 def test_fit_parquet(tmp_path):
@@ -89,7 +93,7 @@ def test_fit_parquet(tmp_path):
     done = _invoke("predict", tmp_path / "m.safetensors", tmp_path / "d.parquet", "-o",
                    tmp_path / "p.parquet")
     assert done.exit_code == 0, done.output
-    assert read_columns(tmp_path / "p.parquet").names == ["a", "b", "c"]
+    assert read_columns(tmp_path / "p.parquet").names == ["a", "b", "c", "c_pred"]
 
 
 def test_fit_plot_for_three_inputs(tmp_path):
@@ -268,7 +272,7 @@ def test_predict_with_a_model_saved_from_python(tmp_path):
     done = _invoke("predict", tmp_path / "m.safetensors", tmp_path / "in.csv", "-o",
                    tmp_path / "p.csv")
     assert done.exit_code == 0, done.output
-    np.testing.assert_array_equal(read_columns(tmp_path / "p.csv").values["y"],
+    np.testing.assert_array_equal(read_columns(tmp_path / "p.csv").values["y_pred"],
                                   regressor.predict(X))
     write_table(tmp_path / "more.csv", {"a": X[:, 0], "b": X[:, 1], "c": X[:, 0]})
     done = _invoke("predict", tmp_path / "m.safetensors", tmp_path / "more.csv", "-o",
@@ -276,3 +280,124 @@ def test_predict_with_a_model_saved_from_python(tmp_path):
     assert done.exit_code == 2
     assert "does not name its input columns and more.csv has 3 column(s), not the 2" \
            in done.output
+
+
+# --- real tables: identifiers, all columns out, missing inputs, separators, row counts --------
+
+
+@pytest.fixture
+def runs_csv(tmp_path):
+    """A table as users have them: an id, a sample name, two inputs and the target."""
+    rng = np.random.default_rng(1)
+    speed, angle = rng.uniform(0, 1, 40), rng.uniform(0, 1, 40)
+    rows = [[str(1000 + i), f"s{i}", repr(float(s)), repr(float(a)), repr(float(s * s + a))]
+            for i, (s, a) in enumerate(zip(speed, angle, strict=True))]
+    return _csv(tmp_path / "runs.csv", ["run_id", "name", "speed", "angle", "drag"], rows)
+
+
+def test_fit_prints_the_inputs_and_skips_identifier_columns(tmp_path, runs_csv):
+    done = _invoke("fit", runs_csv, "-t", "drag", "-o", tmp_path / "m", *FAST)
+    assert done.exit_code == 0, done.output
+    assert "inputs (2): speed, angle" in done.output
+    assert "skipped column 'run_id': it looks like a row identifier" in done.output
+    assert "skipped column 'name'" in done.output
+    assert load_model(tmp_path / "m.safetensors").extra_["input_columns"] == ["speed", "angle"]
+    done = _invoke("fit", runs_csv, "-t", "drag", "-i", "run_id,speed", "-o", tmp_path / "n",
+                   *FAST)  # named in --inputs: used
+    assert done.exit_code == 0, done.output
+    assert "inputs (2): run_id, speed" in done.output and "skipped" not in done.output
+
+
+def test_identifier_columns():
+    from deepbasis.estimator.data import Columns, identifier_columns
+
+    values = {"id": np.array([5.0, 3.0, 4.0, 9.0]), "x": np.array([0.1, 0.2, 0.3, 0.4]),
+              "level": np.array([1.0, 2.0, 1.0, 2.0]),
+              "tag": np.array(["a", "b", "c", "d"], dtype=object),
+              "city": np.array(["P", "P", "L", "L"], dtype=object)}
+    assert identifier_columns(Columns(Path("t.csv"), values)) == ["id", "tag"]
+
+
+def test_only_integer_input_is_not_skipped(tmp_path):
+    path = _csv(tmp_path / "g.csv", ["n", "y"], [[str(i), repr(i * 0.5)] for i in range(10)])
+    table = read_table(path, "y", skip_identifiers=True)
+    assert table.input_names == ["n"] and table.skipped == []
+
+
+def test_predict_writes_every_column_and_named_predictions(tmp_path, runs_csv):
+    assert _invoke("fit", runs_csv, "-t", "drag", "-o", tmp_path / "m", *FAST).exit_code == 0
+    model = tmp_path / "m.safetensors"
+    done = _invoke("predict", model, runs_csv, "-o", tmp_path / "p.csv")
+    assert done.exit_code == 0, done.output
+    written = read_columns(tmp_path / "p.csv")
+    assert written.names == ["run_id", "name", "speed", "angle", "drag", "drag_pred"]
+    original = read_columns(runs_csv)
+    np.testing.assert_array_equal(written.values["run_id"], original.values["run_id"])
+    assert "1000," in (tmp_path / "p.csv").read_text()  # integers stay integers
+    table = read_table(runs_csv, "drag", "speed,angle")
+    np.testing.assert_array_equal(written.values["drag_pred"],
+                                  load_model(model).predict(table.inputs))
+    done = _invoke("predict", model, runs_csv, "-o", tmp_path / "q.csv", "--column", "fit_{target}")
+    assert done.exit_code == 0, done.output
+    assert read_columns(tmp_path / "q.csv").names[-1] == "fit_drag"
+    done = _invoke("predict", model, tmp_path / "p.csv", "-o", tmp_path / "r.csv")
+    assert done.exit_code == 2 and "already has a column 'drag_pred'" in done.output
+
+
+def test_predict_skip_missing_leaves_those_predictions_empty(tmp_path, runs_csv):
+    assert _invoke("fit", runs_csv, "-t", "drag", "-o", tmp_path / "m", *FAST).exit_code == 0
+    lines = runs_csv.read_text().splitlines()
+    cells = lines[3].split(",")
+    cells[3] = ""  # row 3 has no angle
+    lines[3] = ",".join(cells)
+    holed = tmp_path / "holed.csv"
+    holed.write_text("\n".join(lines) + "\n")
+    done = _invoke("predict", tmp_path / "m.safetensors", holed, "-o", tmp_path / "p.csv")
+    assert done.exit_code == 2
+    assert "input column 'angle' of holed.csv has a non-finite value (NaN or empty) at row 3 " \
+           "(line 4 of holed.csv)" in done.output and "--skip-missing" in done.output
+    done = _invoke("predict", tmp_path / "m.safetensors", holed, "-o", tmp_path / "p.csv",
+                   "--skip-missing")
+    assert done.exit_code == 0, done.output
+    assert "predictions for 39 rows" in done.output and "1 row(s) with a missing input" in \
+        done.output
+    out = (tmp_path / "p.csv").read_text().splitlines()
+    assert out[3].endswith(",") and not out[4].endswith(",")  # empty prediction in row 3 only
+    assert len(out) == 41
+
+
+def test_semicolon_separated_csv_is_sniffed(tmp_path, runs_csv):
+    semi = tmp_path / "semi.csv"
+    semi.write_text(runs_csv.read_text().replace(",", ";"))
+    columns = read_columns(semi)
+    assert columns.delimiter == ";" and columns.names == read_columns(runs_csv).names
+    done = _invoke("fit", semi, "-t", "drag", "-o", tmp_path / "m", *FAST)
+    assert done.exit_code == 0, done.output
+    assert "read semi.csv as ';'-separated" in done.output
+
+
+def test_one_minimum_row_count(tmp_path):
+    rows = [[repr(x), repr(x * x)] for x in (0.1, 0.5, 0.9, 0.3)]
+    three = _csv(tmp_path / "three.csv", ["x", "y"], rows[:3])
+    done = _invoke("fit", three, "-t", "y", "-o", tmp_path / "m", *FAST)
+    assert done.exit_code == 2 and "Traceback" not in done.output
+    assert "three.csv has 3 data row(s); fitting needs at least 4: 3 to train 2 candidates and " \
+           "1 held out for validation (--validation 0 trains on every row)" in done.output
+    for extra in (["--validation", "0"], ["--activation", "relu"]):
+        done = _invoke("fit", three, "-t", "y", "-o", tmp_path / "m", *extra, *FAST)
+        assert done.exit_code == 0, done.output
+    four = _csv(tmp_path / "four.csv", ["x", "y"], rows)
+    done = _invoke("fit", four, "-t", "y", "-o", tmp_path / "m", *FAST)
+    assert done.exit_code == 0, done.output
+    two = _csv(tmp_path / "two.csv", ["x", "y"], rows[:2])
+    done = _invoke("fit", two, "-t", "y", "-o", tmp_path / "m", "--activation", "relu",
+                   "--validation", "0", *FAST)
+    assert done.exit_code == 0, done.output
+
+
+def test_progress_bars_are_named_by_candidate(tmp_path, curve_csv):
+    done = _invoke("fit", curve_csv, "-t", "y", "-i", "x", "-o", tmp_path / "m",
+                   *[a for a in FAST if a != "--no-progress"])
+    assert done.exit_code == 0, done.output
+    assert "relu 1/2" in done.output and "tanh 2/2" in done.output
+    assert "LSGD" not in done.output

@@ -58,7 +58,7 @@ def test_quick_profile_writes_figures_claims_and_records(experiment_id, tmp_path
                 # single forward pass and between the two SVD drivers to ~1e-5.
                 assert record["loss"][0] == pytest.approx(record["initial_ls_loss"], rel=1e-3)
     text = (tmp_path / "report.md").read_text()
-    assert "PASS" in text or "FAIL" in text
+    assert "not judged" in text  # a quick run is a smoke check
 
 
 def test_subsample_keeps_first_and_last_and_bounds_length():

@@ -51,7 +51,7 @@ def test_quick_profile_runs_and_reports(experiment_id, quick_runs):
         assert claim["value"] is not None and claim["figure"] in figures, claim
     report = (out / "report.md").read_text()
     if n_claims:
-        assert "PASS" in report or "FAIL" in report
+        assert "not judged" in report  # a quick run is a smoke check
     else:
         assert "No claims" in report
 

@@ -17,7 +17,7 @@ def test_quick_profile_writes_records_report_claims_and_figure(tmp_path):
     assert all(set(c) >= {"claim", "passed", "value"} and isinstance(c["passed"], bool)
                for c in claims)
     report = (tmp_path / "report.md").read_text()
-    assert "PASS" in report or "FAIL" in report
+    assert "not judged" in report  # a quick run is a smoke check
     png = tmp_path / "initial_loss.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert len((tmp_path / "records.jsonl").read_text().splitlines()) == expected

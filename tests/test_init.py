@@ -8,7 +8,7 @@ from torch import nn
 from conftest import SEEDS
 from deepbasis import MLP, init
 
-ALL = ["torch_default", "he", "glorot", "orthogonal", "box"]
+ALL = ["torch_default", "he", "glorot", "orthogonal", "box", "raai"]
 
 
 def affine_range(layer: nn.Linear, m: float) -> tuple[torch.Tensor, torch.Tensor]:

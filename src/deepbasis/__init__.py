@@ -9,25 +9,56 @@ with hybrid least-squares / gradient descent (:mod:`deepbasis.train`), and looks
 Importing deepbasis prints nothing, seeds nothing and downloads nothing.
 """
 
-from . import analysis, init, nn, train
-from .nn import MLP
-from .train import (
-    EnsembleResult,
-    History,
-    LinearProblem,
-    Problem,
-    Regression,
-    Term,
-    fit,
-    fit_ensemble,
-    fit_head_,
-    lstsq,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
+# Names are loaded on first use (PEP 562), so that `deepbasis --help`, `deepbasis list` and
+# `deepbasis --version` answer without importing torch (~3 s; tests/test_cli_fast.py).
+# `import deepbasis as db; db.fit(...)` and `from deepbasis import MLP` work as usual.
+_SUBMODULES = ("analysis", "init", "nn", "train")
+_LAZY = {
+    "MLP": "nn",
+    "CompositionalNet": "nn",
+    "EnsembleResult": "train",
+    "History": "train",
+    "LinearProblem": "train",
+    "Problem": "train",
+    "Regression": "train",
+    "Term": "train",
+    "fit": "train",
+    "fit_ensemble": "train",
+    "fit_head_": "train",
+    "fit_two_stage": "train",
+    "lstsq": "train",
+    # BasisRegressor needs scikit-learn, which takes ~0.7 s more to import.
+    "BasisRegressor": "estimator",
+}
+
+if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names are loaded lazily
+    from . import analysis, init, nn, train
+    from .estimator import BasisRegressor
+    from .nn import MLP, CompositionalNet
+    from .train import (
+        EnsembleResult,
+        History,
+        LinearProblem,
+        Problem,
+        Regression,
+        Term,
+        fit,
+        fit_ensemble,
+        fit_head_,
+        fit_two_stage,
+        lstsq,
+    )
+
 __all__ = [
     "BasisRegressor",
+    "CompositionalNet",
     "EnsembleResult",
     "History",
     "LinearProblem",
@@ -40,6 +71,7 @@ __all__ = [
     "fit",
     "fit_ensemble",
     "fit_head_",
+    "fit_two_stage",
     "init",
     "lstsq",
     "nn",
@@ -48,9 +80,15 @@ __all__ = [
 
 
 def __getattr__(name: str):
-    # BasisRegressor needs scikit-learn, which takes ~0.7 s to import: load it on first use.
-    if name == "BasisRegressor":
-        from .estimator import BasisRegressor
-
-        return BasisRegressor
+    if name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+        if name != "BasisRegressor":
+            globals()[name] = value  # later look-ups skip __getattr__
+        return value
     raise AttributeError(f"module 'deepbasis' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

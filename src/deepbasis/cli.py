@@ -16,6 +16,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain help (click's): rich markup would eat every "[default: ...]" written in a help
+    # text and label flags "<bool>"; and not importing rich keeps `deepbasis --help` fast.
+    rich_markup_mode=None,
 )
 
 
@@ -36,28 +39,30 @@ def _root(
 @app.command("list")
 def list_experiments() -> None:
     """List the experiments (paper figures and tables) that `deepbasis run` reproduces."""
-    from .runner import registry
+    from .runner.registry import experiment_titles
 
-    for experiment in registry().values():
-        typer.echo(f"{experiment.id:<28} {experiment.title}")
+    for experiment_id, title in experiment_titles().items():  # without importing torch
+        typer.echo(f"{experiment_id:<28} {title}")
 
 
 @app.command("run")
 def run(
     experiment_id: str = typer.Argument(..., metavar="ID", help="Experiment id (deepbasis list)."),
-    profile: str = typer.Option("default", "--profile", "-p",
-                                help="quick (seconds), default (minutes) or paper (full)."),
-    out: Path = typer.Option(None, "--out", "-o", help="Output folder (default: results/ID)."),
-    workers: int = typer.Option(None, "--workers", "-w", min=1,
+    profile: str = typer.Option("default", "--profile", "-p", metavar="NAME",
+                                help="quick (seconds; a smoke check, claims not judged), "
+                                     "default (minutes) or paper (full)."),
+    out: Path = typer.Option(None, "--out", "-o", metavar="DIR",
+                             help="Output folder (default: results/ID)."),
+    workers: int = typer.Option(None, "--workers", "-w", metavar="N", min=1,
                                 help="Local worker processes (default: one per core); "
                                      "1 runs in-process."),
-    executor: str = typer.Option("local", "--executor", help="local or ray."),
-    address: str = typer.Option(None, "--address",
+    executor: str = typer.Option("local", "--executor", metavar="NAME", help="local or ray."),
+    address: str = typer.Option(None, "--address", metavar="ADDRESS",
                                 help="Ray cluster address, with --executor ray "
                                      "(default: start a local Ray)."),
     fresh: bool = typer.Option(False, "--fresh",
                                help="Forget this experiment's stored records and start over."),
-    threads: int = typer.Option(1, "--threads", min=1,
+    threads: int = typer.Option(1, "--threads", metavar="N", min=1,
                                 help="Torch threads per cell (the same for every executor, so "
                                      "records do not depend on how they were run)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
@@ -68,7 +73,8 @@ def run(
     after an interruption runs only what is missing.
     """
     from .runner.executors import ExecutorError, MissingDependencyError
-    from .runner.runner import CellsFailed, format_value, run_experiment
+    from .runner.runner import CellsFailed, format_value, run_experiment, smoke_note
+    from .runner.spec import verdict
     from .runner.store import StoreError
 
     if address is not None and executor != "ray":
@@ -94,12 +100,15 @@ def run(
     if tables:
         typer.echo("\n".join(tables) + "\n")
     claims = result.report.claims
+    if claims and not result.judged:  # a smoke run: say so before the claims
+        typer.echo(smoke_note(profile).replace("`", "") + "\n")
     for claim in claims:
-        verdict = "PASS" if claim.passed else "FAIL"
-        typer.echo(f"[{verdict}] {claim.claim}  (ours: {format_value(claim.value)})")
-    typer.echo(f"report: {result.out / 'report.md'}")
+        typer.echo(f"[{verdict(claim.passed, result.judged)}] {claim.claim}  "
+                   f"(ours: {format_value(claim.value)})")
+    folder = result.folder or result.out
+    typer.echo(f"report: {folder / 'report.md'}")
     for figure in result.report.figures:
-        typer.echo(f"figure: {result.out / figure}")
+        typer.echo(f"figure: {folder / figure}")
 
 
 @app.command("status")
@@ -135,12 +144,15 @@ def report(
                              help="File to write (default: DIR/index.md or DIR/index.html)."),
 ) -> None:
     """Build one report over every experiment in the folders: all claims first, then each one."""
+    from ._files import UnwritableError
     from .runner.reporting import write_combined_report
 
     try:
         path = write_combined_report(dirs, out, html=html)
     except (FileNotFoundError, ValueError) as error:
         _fail(str(error), 2)
+    except UnwritableError as error:  # nothing is left behind; an existing report is intact
+        _fail(str(error), 1)
     except OSError as error:
         _fail(f"cannot write the report: {error}", 1)
     typer.echo(f"report: {path}")

@@ -21,31 +21,36 @@ def register(app: typer.Typer) -> typer.Typer:
 def fit_command(
     data: Path = typer.Argument(..., metavar="DATA",
                                 help="Data file: .csv, .tsv, .parquet/.pq or .npz."),
-    target: str = typer.Option(..., "--target", "-t",
+    target: str = typer.Option(..., "--target", "-t", metavar="COLUMNS",
                                help="Target column(s), comma separated for several outputs."),
-    inputs: str = typer.Option(None, "--inputs", "-i",
-                               help="Input columns, comma separated [every other column]."),
-    out: Path = typer.Option(None, "--out", "-o",
+    inputs: str = typer.Option(None, "--inputs", "-i", metavar="COLUMNS",
+                               help="Input columns, comma separated [every other column, "
+                                    "except row identifiers: a different integer or text in "
+                                    "every row]."),
+    out: Path = typer.Option(None, "--out", "-o", metavar="FILE",
                              help="Model file to write [DATA-name.model.safetensors]."),
-    plot: Path = typer.Option(None, "--plot", help="Fit plot PNG [beside the model]."),
-    validation: float = typer.Option(0.2, "--validation", min=0.0, max=0.9,
+    plot: Path = typer.Option(None, "--plot", metavar="FILE",
+                              help="Fit plot PNG [beside the model]."),
+    validation: float = typer.Option(0.2, "--validation", metavar="FRACTION", min=0.0, max=0.9,
                                      help="Share of rows held out to report validation "
                                           "error (0: train on every row)."),
-    width: int = typer.Option(32, "--width", min=1, help="Units per hidden layer."),
-    depth: int = typer.Option(4, "--depth", min=1, help="Hidden layers."),
-    steps: int = typer.Option(1000, "--steps", min=0, help="Training iterations."),
-    lr: float = typer.Option(5e-3, "--lr", help="Adam learning rate."),
-    activation: str = typer.Option("auto", "--activation",
+    width: int = typer.Option(32, "--width", metavar="N", min=1, help="Units per hidden layer."),
+    depth: int = typer.Option(4, "--depth", metavar="N", min=1, help="Hidden layers."),
+    steps: int = typer.Option(1000, "--steps", metavar="N", min=0, help="Training iterations."),
+    lr: float = typer.Option(5e-3, "--lr", metavar="RATE", help="Adam learning rate."),
+    activation: str = typer.Option("auto", "--activation", metavar="NAME",
                                    help="auto (ReLU or tanh, whichever is better on held-out "
                                         "rows), one name (relu, tanh, ...) or a comma list."),
-    ensemble: int = typer.Option(1, "--ensemble", min=1,
+    ensemble: int = typer.Option(1, "--ensemble", metavar="N", min=1,
                                  help="Train this many members, keep the best on held-out rows."),
-    seed: int = typer.Option(0, "--seed", min=0, help="Random seed (split and initialization)."),
-    dtype: str = typer.Option("float64", "--dtype", help="float64 or float32."),
-    device: str = typer.Option("cpu", "--device", help="Torch device, e.g. cpu or cuda."),
-    threads: int = typer.Option(None, "--threads", min=1,
-                                help="CPU threads for PyTorch [1 below 50,000 rows, else "
-                                     "PyTorch's default]."),
+    seed: int = typer.Option(0, "--seed", metavar="N", min=0,
+                             help="Random seed (split and initialization)."),
+    dtype: str = typer.Option("float64", "--dtype", metavar="NAME", help="float64 or float32."),
+    device: str = typer.Option("cpu", "--device", metavar="NAME",
+                               help="Torch device, e.g. cpu or cuda."),
+    threads: int = typer.Option(None, "--threads", metavar="N", min=1,
+                                help="CPU threads for PyTorch [auto: 1 while rows × parameters "
+                                     "< 1e9, where more do not help; else PyTorch's default]."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Fit a BasisRegressor to DATA; print train / validation error, write the model and a plot.
@@ -53,31 +58,58 @@ def fit_command(
     Example: deepbasis fit runs.csv --target drag --inputs speed,angle
     """
     import numpy as np
-    import torch
 
+    from .._files import UnwritableError, check_writable
     from .data import DataError, read_table
     from .regressor import BasisRegressor
 
+    # The output paths are checked before any work, not after the fit.
+    out = Path(out) if out is not None else Path(f"{data.stem}.model.safetensors")
+    if out.suffix != ".safetensors":  # as save() names it
+        out = out.with_name(out.name + ".safetensors")
+    plot = Path(plot) if plot is not None else out.with_name(
+        out.name.removesuffix(".safetensors").removesuffix(".model") + ".fit.png")
     try:
-        table = read_table(data, target, inputs, min_rows=3 if validation > 0 else 2)
+        for path in (out, plot):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            check_writable(path)
+    except OSError as error:
+        _fail(str(error), 1)
+    try:
+        table = read_table(data, target, inputs, min_rows=1, skip_identifiers=True)
     except (DataError, FileNotFoundError) as error:
         _fail(str(error))
     n = len(table.inputs)
-    if threads is not None or n < 50_000:
-        # Small networks on small data gain nothing from intra-op threads, and on a busy
-        # machine they lose a lot: 800 rows, default settings, 2 shared cores: 6.4 s with one
-        # thread, 82 s with two.
-        torch.set_num_threads(threads or 1)
+    # One minimum, the estimator's: 3 training rows when several candidates compete on
+    # held-out rows of their own (2 for one candidate), plus 1 for --validation.
+    names = [a.strip() for a in activation.split(",") if a.strip()] or ["auto"]
+    candidates = (2 if names == ["auto"] else len(names)) * ensemble
+    need = 3 if candidates > 1 else 2
+    if n < need + (validation > 0):
+        what = f"{candidates} candidates" if candidates > 1 else "one network"
+        _fail(f"{data.name} has {n} data row(s); fitting needs at least "
+              f"{need + (validation > 0)}: {need} to train {what}"
+              + (" and 1 held out for validation (--validation 0 trains on every row)"
+                 if validation > 0 else ""))
     rng = np.random.default_rng(seed)
     order = rng.permutation(n)
-    n_val = 0 if validation == 0 else min(max(1, round(validation * n)), n - 2)
+    n_val = 0 if validation == 0 else min(max(1, round(validation * n)), n - need)
     val, train = np.sort(order[:n_val]), np.sort(order[n_val:])
     y = table.targets[:, 0] if table.targets.shape[1] == 1 else table.targets
     if "," in activation:
-        activation = tuple(name.strip() for name in activation.split(",") if name.strip())
+        activation = tuple(names)
     estimator = BasisRegressor(width=width, depth=depth, steps=steps, lr=lr,
                                activation=activation, ensemble=ensemble, random_state=seed,
-                               dtype=dtype, device=device, progress=progress)
+                               dtype=dtype, device=device, progress=progress,
+                               threads="auto" if threads is None else threads)
+    columns = table.columns
+    if columns is not None and columns.delimiter not in (None, ",", "\t"):
+        typer.echo(f"read {data.name} as {columns.delimiter!r}-separated (its header has no "
+                   "commas)")
+    typer.echo(f"inputs ({len(table.input_names)}): {', '.join(table.input_names)}")
+    for name in table.skipped:
+        typer.echo(f"skipped column {name!r}: it looks like a row identifier (a different "
+                   "value in every row); name it in --inputs to use it")
     held_out = f"{n_val} held out for validation" if n_val else "no validation split"
     typer.echo(f"fitting {', '.join(table.target_names)} from {len(table.input_names)} input(s) "
                f"on {len(train)} rows ({held_out})")
@@ -95,20 +127,23 @@ def fit_command(
     typer.echo(f"activation: {chosen}")
     typer.echo(_error_table(errors, table.target_names))
 
-    out = Path(out) if out is not None else Path(f"{data.stem}.model.safetensors")
-    path = estimator.save(
-        out,
-        input_columns=table.input_columns,
-        input_names=table.input_names,
-        target_names=table.target_names,
-        data=str(data),
-        validation_rows=[int(i) for i in val],
-        errors=errors,
-    )
+    try:
+        path = estimator.save(
+            out,
+            input_columns=table.input_columns,
+            input_names=table.input_names,
+            target_names=table.target_names,
+            data=str(data),
+            validation_rows=[int(i) for i in val],
+            errors=errors,
+        )
+    except UnwritableError as error:  # e.g. the disk filled up during the fit
+        _fail(f"{error}. The fit is lost; nothing was written.", 1)
     typer.echo(f"model: {path}")
-    plot = Path(plot) if plot is not None else path.with_name(
-        path.name.removesuffix(".safetensors").removesuffix(".model") + ".fit.png")
-    _plot_fit(estimator, table, train, val, plot)
+    try:
+        _plot_fit(estimator, table, train, val, plot)
+    except UnwritableError as error:
+        _fail(f"{error} (the model is saved: {path})", 1)
     typer.echo(f"plot: {plot}")
 
 
@@ -116,20 +151,35 @@ def predict_command(
     model: Path = typer.Argument(..., metavar="MODEL", help="Model file from `deepbasis fit`."),
     data: Path = typer.Argument(..., metavar="DATA",
                                 help="File with the model's input columns (.csv, .parquet, .npz)."),
-    out: Path = typer.Option(..., "--out", "-o",
-                             help="Predictions file (.csv, .tsv, .parquet or .npz): the input "
-                                  "columns and one column per target."),
+    out: Path = typer.Option(..., "--out", "-o", metavar="FILE",
+                             help="Predictions file (.csv, .tsv, .parquet or .npz): every "
+                                  "column of DATA and one prediction column per target."),
+    column: str = typer.Option("{target}_pred", "--column", metavar="TEMPLATE",
+                               help="Name of each prediction column; {target} is replaced by "
+                                    "the target's name."),
+    skip_missing: bool = typer.Option(False, "--skip-missing",
+                                      help="Rows with a missing input get an empty prediction "
+                                           "[default: refuse the file]."),
 ) -> None:
     """Predict with MODEL on the inputs in DATA and write them to --out.
 
-    When DATA also has the target column(s), the error of the predictions is printed.
+    The output holds every column of DATA, in order, then one column per target named by
+    --column (drag → drag_pred), so the predictions join back to the rows. When DATA also has
+    the target column(s), the error of the predictions is printed.
     """
-    import numpy as np
 
-    from .data import DataError, read_columns, read_table, write_table
+    from .._files import UnwritableError, check_writable
+    from .data import FORMATS, DataError, read_columns, read_table, write_table
     from .io import ModelFileError
     from .regressor import load_model
 
+    if FORMATS.get(out.suffix.lower()) is None:
+        _fail(f"cannot write {out.name!r}: unknown extension {out.suffix!r}; use one of "
+              f"{', '.join(sorted(FORMATS))}")
+    try:
+        check_writable(out)  # before any work; an existing file stays as it is
+    except OSError as error:
+        _fail(str(error), 1)
     try:
         estimator = load_model(model)
     except (ModelFileError, FileNotFoundError) as error:
@@ -138,6 +188,9 @@ def predict_command(
     input_columns = extra.get("input_columns")
     target_names = extra.get("target_names") or (
         ["y"] if estimator.n_outputs_ == 1 else [f"y{j}" for j in range(estimator.n_outputs_)])
+    if "{target}" not in column and len(target_names) > 1:
+        _fail(f"--column {column!r} gives the same name to all {len(target_names)} targets; "
+              "put {target} in it")
     try:
         if input_columns is None:  # saved from Python: feature names, or every column in order
             names = getattr(estimator, "feature_names_in_", None)
@@ -148,27 +201,46 @@ def predict_command(
                     f"{len(input_columns)} column(s), not the {estimator.n_features_in_} the "
                     "model expects; keep only the inputs, in training order, or save the model "
                     "with save(path, input_columns=[...])")
-        truth = set(target_names) <= set(read_columns(data).names)
-        table = read_table(data, target=target_names if truth else None, inputs=input_columns,
-                           min_rows=1)
+        table = read_table(data, target=None, inputs=input_columns, min_rows=1,
+                           allow_missing=skip_missing, purpose="prediction")
         if table.inputs.shape[1] != estimator.n_features_in_:
             raise DataError(f"{data.name} gives {table.inputs.shape[1]} input columns, the model "
                             f"expects {estimator.n_features_in_} ({', '.join(input_columns)})")
     except (DataError, FileNotFoundError) as error:
-        _fail(str(error))
-    prediction = estimator.predict(table.inputs).reshape(len(table.inputs), -1)  # (N, m)
-    columns = {name: table.inputs[:, j] for j, name in enumerate(table.input_names)}
-    for j, name in enumerate(target_names):
+        hint = ("" if skip_missing or "non-finite value (NaN or empty)" not in str(error) else
+                " Or pass --skip-missing to write an empty prediction for such rows.")
+        _fail(str(error) + hint)
+    columns = dict(table.columns.values)
+    names = [column.replace("{target}", name) for name in target_names]
+    clash = [name for name in names if name in columns]
+    if clash:
+        _fail(f"{data.name} already has a column {clash[0]!r}; name the prediction columns "
+              "another way with --column (e.g. --column '{target}_fit')")
+    n = len(table.inputs)
+    usable = ~table.missing if table.missing is not None else np.ones(n, dtype=bool)
+    prediction = np.full((n, len(target_names)), np.nan)  # (N, m); NaN: written empty
+    if usable.any():
+        prediction[usable] = estimator.predict(table.inputs[usable]).reshape(int(usable.sum()), -1)
+    for j, name in enumerate(names):
         columns[name] = prediction[:, j]
     try:
         write_table(out, columns)
     except DataError as error:
         _fail(str(error))
-    typer.echo(f"predictions for {len(prediction)} rows: {out}")
-    if table.targets is not None:
-        rmse = np.sqrt(((prediction - table.targets) ** 2).mean(axis=0))
-        for name, value in zip(target_names, rmse, strict=True):
-            typer.echo(f"RMSE of {name} against the values in {data.name}: {value:.3e}")
+    except UnwritableError as error:  # written beside --out and renamed: the old file is intact
+        _fail(str(error), 1)
+    skipped = n - int(usable.sum())
+    typer.echo(f"predictions for {n - skipped} rows: {out}"
+               + (f" ({skipped} row(s) with a missing input left empty)" if skipped else ""))
+    for j, name in enumerate(target_names):
+        truth = table.columns.values.get(name)
+        if truth is None or truth.dtype == object:
+            continue
+        both = usable & np.isfinite(truth)
+        if both.any():
+            # on values / max|values|: no overflow for huge finite targets
+            rmse = float(_rms(prediction[both, j] - truth[both]))
+            typer.echo(f"RMSE of {name} against the values in {data.name}: {rmse:.3e}")
 
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -186,11 +258,23 @@ def _errors(estimator, table, rows) -> dict[str, list[float]]:
     truth = table.targets[rows]  # (n, m)
     predicted = estimator.predict(table.inputs[rows]).reshape(truth.shape)
     residual = predicted - truth
-    spread = table.targets.std(axis=0)
-    rmse = np.sqrt((residual**2).mean(axis=0))
+    spread = _rms(table.targets, center=True)  # the std, without overflow
+    rmse = _rms(residual)
     relative = np.where(spread > 0, rmse / np.where(spread > 0, spread, 1.0), rmse)
     return {"rmse": rmse.tolist(), "max_abs": np.abs(residual).max(axis=0).tolist(),
             "relative_rmse": relative.tolist(), "rows": int(len(rows))}
+
+
+def _rms(values, center=False):
+    """Root mean square of each column (the std with ``center``), computed on
+    values / max|values| so that finite values near the float64 limit do not overflow."""
+    import numpy as np
+
+    peak = np.abs(values).max(axis=0)  # (m,)
+    unit = values / np.where(peak > 0, peak, 1.0)
+    if center:
+        unit = unit - unit.mean(axis=0)
+    return peak * np.sqrt((unit**2).mean(axis=0))
 
 
 def _error_table(errors: dict, names: list[str]) -> str:
@@ -290,5 +374,8 @@ def _plot_fit(estimator, table, train, val, path: Path) -> None:
             right.set_ylabel("rows")
             right.legend(fontsize=8)
     figure.suptitle(f"BasisRegressor fit of {table.path.name}", fontsize=11)
+    from .._files import atomic_write
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=130)
+    with atomic_write(path) as tmp:
+        figure.savefig(tmp, dpi=130, format=path.suffix.removeprefix(".") or "png")

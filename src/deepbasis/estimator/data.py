@@ -4,7 +4,9 @@ row and the column.
 A *column* is a named 1-D array of numbers:
 
 - **CSV** (``.csv``, comma separated; ``.tsv``, tab separated): the first line is the header of
-  column names; every other non-blank line is one data row.
+  column names; every other non-blank line is one data row. A ``.csv`` file whose header has no
+  comma but semicolons (or tabs, or ``|``) is read with that separator (:attr:`Columns.delimiter`
+  says which).
 - **Parquet** (``.parquet``, ``.pq``): the file's columns; needs ``pyarrow``
   (``pip install "deepbasis[parquet]"``).
 - **NPZ** (``.npz``, written by ``numpy.savez``): each 1-D array is a column named by its key; a
@@ -14,10 +16,15 @@ A *column* is a named 1-D array of numbers:
 
 Rows are numbered from 1 in messages, as a spreadsheet does (the CSV header is not a row);
 CSV messages also give the line of the file.
+
+When the inputs are not named, every column but the targets is an input, except columns that
+look like row identifiers (:func:`identifier_columns`: a different integer, or a different
+string, in every row), which :func:`read_table` leaves out and lists in ``Table.skipped``.
 """
 
 from __future__ import annotations
 
+import collections
 import csv
 import math
 from collections.abc import Sequence
@@ -25,6 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from .._files import atomic_write
 
 FORMATS = {".csv": "csv", ".tsv": "csv", ".parquet": "parquet", ".pq": "parquet", ".npz": "npz"}
 _MISSING = {"", "na", "n/a", "nan", "null", "none"}
@@ -47,6 +56,7 @@ class Columns:
     values: dict[str, np.ndarray]
     groups: dict[str, list[str]] = field(default_factory=dict)
     lines: list[int] | None = None
+    delimiter: str | None = None  # the CSV separator used (sniffed for .csv files)
 
     @property
     def names(self) -> list[str]:
@@ -89,6 +99,9 @@ class Table:
     target_names: list[str]
     input_columns: list[str]  # the selection as given (NPZ group names kept), for predict
     path: Path
+    skipped: list[str] = field(default_factory=list)  # identifier-like columns left out
+    missing: np.ndarray | None = None  # (N,) bool: rows with a missing input (allow_missing)
+    columns: Columns | None = None  # every column of the file, as read
 
 
 def read_columns(path: str | Path) -> Columns:
@@ -120,6 +133,9 @@ def read_table(
     inputs: Sequence[str] | str | None = None,
     *,
     min_rows: int = 2,
+    skip_identifiers: bool = False,
+    allow_missing: bool = False,
+    purpose: str = "fitting",
 ) -> Table:
     """Read inputs (and targets) for fitting or prediction, checking every value used.
 
@@ -130,6 +146,12 @@ def read_table(
         inputs: the input column name(s), the same way; by default every column that is not a
             target. Columns not selected are never checked, so a text column can be left out.
         min_rows: the fewest data rows accepted.
+        skip_identifiers: when ``inputs`` is not given, leave out the columns that look like
+            row identifiers (:func:`identifier_columns`), as long as another input remains;
+            they are listed in ``Table.skipped``.
+        allow_missing: accept missing (NaN or empty) input values; ``Table.missing`` marks
+            those rows (for predictions that skip them). Infinite values are still refused.
+        purpose: what the rows are for, in the too-few-rows message.
 
     Returns:
         A :class:`Table` with float64 ``inputs`` ``(N, d)`` and ``targets`` ``(N, m)``.
@@ -147,8 +169,15 @@ def read_table(
     columns = read_columns(path)
     target_sel = _split(target) if target is not None else []
     target_names = columns.resolve(target_sel, "target")
+    skipped: list[str] = []
     if inputs is None or _split(inputs) == []:
-        input_names = [name for name in columns.names if name not in target_names]
+        targets = set(target_names)  # a set: the check is linear in the columns
+        input_names = [name for name in columns.names if name not in targets]
+        if skip_identifiers:
+            skipped = identifier_columns(columns, input_names)
+            if len(skipped) == len(input_names):
+                skipped = []  # never leave no input: an integer grid may be the only input
+            input_names = [name for name in input_names if name not in skipped]
         input_sel = _collapse_groups(columns, input_names)
     else:
         input_sel = _split(inputs)
@@ -164,16 +193,56 @@ def read_table(
     n = columns.n_rows
     if n < min_rows:
         raise DataError(
-            f"{columns.path.name} has {n} data row(s); fitting needs at least {min_rows}"
+            f"{columns.path.name} has {n} data row(s); {purpose} needs at least {min_rows}"
         )
-    x = _numeric_matrix(columns, input_names, "input")
+    x = _numeric_matrix(columns, input_names, "input", allow_nan=allow_missing)
     y = _numeric_matrix(columns, target_names, "target") if target_names else None
-    return Table(x, y, input_names, target_names, input_sel, columns.path)
+    missing = np.isnan(x).any(axis=1) if allow_missing else None
+    return Table(x, y, input_names, target_names, input_sel, columns.path, skipped, missing,
+                 columns)
+
+
+def identifier_columns(columns: Columns, names: Sequence[str] | None = None) -> list[str]:
+    """The columns among ``names`` (default: all) that look like row identifiers: a different
+    value in every row (at least 3 rows), all integers or all non-numeric strings.
+
+    Such a column (``id``, ``run_id``, a sample name) numbers the rows rather than measuring
+    anything, so a fit that takes it as an input learns the row order.
+
+    Examples:
+        >>> import numpy as np
+        >>> cols = Columns(Path("t.csv"), {"id": np.array([3.0, 1.0, 2.0]),
+        ...                                "x": np.array([0.5, 0.1, 0.2])})
+        >>> identifier_columns(cols)
+        ['id']
+    """
+    found = []
+    for name in names if names is not None else columns.names:
+        values = columns.values[name]
+        if len(values) < 3:
+            continue
+        if values.dtype == object:
+            cells = [str(v).strip() for v in values]
+            if len(set(cells)) == len(cells):
+                found.append(name)
+        elif np.isfinite(values).all() and np.all(values == np.round(values)) \
+                and len(np.unique(values)) == len(values):
+            found.append(name)
+    return found
 
 
 def write_table(path: str | Path, columns: dict[str, np.ndarray]) -> Path:
     """Write named 1-D columns to a ``.csv``/``.tsv`` (full float precision), ``.npz`` or
-    ``.parquet`` file, chosen by the extension."""
+    ``.parquet`` file, chosen by the extension. Text columns are written as text; in CSV a NaN
+    is an empty cell (which the reader reads back as missing).
+
+    The file is written beside ``path`` and renamed (:func:`deepbasis._files.atomic_write`):
+    a failed write (full disk, read-only folder) leaves an existing file as it was.
+
+    Raises:
+        DataError: an unknown extension.
+        deepbasis._files.UnwritableError: the file cannot be written (the message says why).
+    """
     path = Path(path)
     kind = FORMATS.get(path.suffix.lower())
     if kind is None:
@@ -181,31 +250,50 @@ def write_table(path: str | Path, columns: dict[str, np.ndarray]) -> Path:
             f"cannot write {path.name!r}: unknown extension {path.suffix!r}; use one of "
             f"{', '.join(sorted(FORMATS))}"
         )
-    if kind == "npz":
-        np.savez(path, **{name: np.asarray(v) for name, v in columns.items()})
-    elif kind == "parquet":
-        pa, pq = _pyarrow()
-        pq.write_table(pa.table({name: np.asarray(v) for name, v in columns.items()}), path)
-    else:
-        delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
-        names = list(columns)
-        data = [np.asarray(columns[name]) for name in names]
-        with path.open("w", newline="") as handle:
-            writer = csv.writer(handle, delimiter=delimiter)
-            writer.writerow(names)
-            for row in zip(*data, strict=True):
-                # repr of a Python float round-trips exactly (shortest repr, 17 digits at most).
-                writer.writerow([repr(float(v)) for v in row])
+    with atomic_write(path) as tmp:
+        if kind == "npz":
+            with tmp.open("wb") as handle:  # a handle: savez would append .npz to a name
+                np.savez(handle, **{name: _plain(v) for name, v in columns.items()})
+        elif kind == "parquet":
+            pa, pq = _pyarrow()
+            pq.write_table(pa.table({name: np.asarray(v) for name, v in columns.items()}),
+                           str(tmp))
+        else:
+            delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+            names = list(columns)
+            data = [np.asarray(columns[name]) for name in names]
+            with tmp.open("w", newline="") as handle:
+                writer = csv.writer(handle, delimiter=delimiter)
+                writer.writerow(names)
+                for row in zip(*data, strict=True):
+                    writer.writerow([_cell_text(v) for v in row])
     return path
+
+
+def _cell_text(value) -> str:
+    """A CSV cell: numbers exactly (integers without ".0", others by repr, which round-trips),
+    NaN as an empty cell (what the reader reads as missing), text as it is."""
+    if isinstance(value, str):
+        return value
+    number = float(value)
+    if math.isnan(number):
+        return ""
+    return str(int(number)) if number.is_integer() and abs(number) < 2**53 else repr(number)
+
+
+def _plain(values) -> np.ndarray:
+    """An array NPZ can store without pickle: numbers as they are, text as unicode strings."""
+    array = np.asarray(values)
+    return array.astype(str) if array.dtype == object else array
 
 
 # --- readers ---------------------------------------------------------------------------------
 
 
 def _read_csv(path: Path) -> Columns:
-    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
+            delimiter = _sniff_delimiter(path, handle)
             lines = list(enumerate(csv.reader(handle, delimiter=delimiter), start=1))
     except UnicodeDecodeError as error:
         raise DataError(f"{path.name} is not a UTF-8 text file ({error.reason}); is it really "
@@ -220,7 +308,8 @@ def _read_csv(path: Path) -> Columns:
     for index, name in enumerate(header):
         if not name:
             raise DataError(f"column {index + 1} of the header of {path.name} has no name")
-    duplicates = sorted({name for name in header if header.count(name) > 1})
+    counts = collections.Counter(header)  # linear: a 200,000-column header is fine
+    duplicates = sorted(name for name, count in counts.items() if count > 1)
     if duplicates:
         raise DataError(f"{path.name} has duplicate column names {duplicates}")
     cells: list[list[str]] = [[] for _ in header]
@@ -235,7 +324,21 @@ def _read_csv(path: Path) -> Columns:
             column.append(cell.strip())
         numbers.append(number)
     values = {name: _parse_cells(column) for name, column in zip(header, cells, strict=True)}
-    return Columns(path, values, lines=numbers)
+    return Columns(path, values, lines=numbers, delimiter=delimiter)
+
+
+def _sniff_delimiter(path: Path, handle) -> str:
+    """Tab for ``.tsv``; for ``.csv`` a comma, unless the header line has none and has
+    semicolons, tabs or ``|`` (the most frequent of them). Rewinds ``handle``."""
+    if path.suffix.lower() == ".tsv":
+        return "\t"
+    header = next((line for line in handle if line.strip()), "")
+    handle.seek(0)
+    if "," in header:
+        return ","
+    counts = {d: header.count(d) for d in ";\t|"}
+    best = max(counts, key=counts.get)
+    return best if counts[best] else ","
 
 
 def _parse_cells(cells: list[str]) -> np.ndarray:
@@ -322,7 +425,8 @@ def _read_parquet(path: Path) -> Columns:
 # --- validation ------------------------------------------------------------------------------
 
 
-def _numeric_matrix(columns: Columns, names: list[str], role: str) -> np.ndarray:
+def _numeric_matrix(columns: Columns, names: list[str], role: str, *,
+                    allow_nan: bool = False) -> np.ndarray:
     out = np.empty((columns.n_rows, len(names)), dtype=np.float64)
     for j, name in enumerate(names):
         values = columns.values[name]
@@ -333,7 +437,7 @@ def _numeric_matrix(columns: Columns, names: list[str], role: str) -> np.ndarray
                 f"{columns.where(row)} has {values[row]!r}. Convert it to numbers, or leave the "
                 "column out with --inputs / inputs=."
             )
-        bad = ~np.isfinite(values)
+        bad = np.isinf(values) if allow_nan else ~np.isfinite(values)
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
             what = "NaN or empty" if np.isnan(values[row]) else f"{values[row]}"
@@ -363,11 +467,16 @@ def _first_non_numeric(values: np.ndarray) -> int:
 
 def _collapse_groups(columns: Columns, names: list[str]) -> list[str]:
     """Replace the columns of an NPZ 2-D array by its key when all of them are selected."""
+    group_of = {n: key for key, group in columns.groups.items() for n in group}
+    selected = set(names)
+    whole = {key for key, group in columns.groups.items() if selected.issuperset(group)}
     out: list[str] = []
-    for name in names:
-        key = next((k for k, group in columns.groups.items() if name in group), None)
-        if key is not None and all(n in names for n in columns.groups[key]):
-            if key not in out:
+    seen: set[str] = set()
+    for name in names:  # linear in the number of columns
+        key = group_of.get(name)
+        if key in whole:
+            if key not in seen:
+                seen.add(key)
                 out.append(key)
         else:
             out.append(name)

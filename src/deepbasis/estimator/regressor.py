@@ -10,6 +10,8 @@ prediction, so ``predict`` answers in the units of ``y``.
 
 from __future__ import annotations
 
+import copy
+import functools
 import math
 import numbers
 import warnings
@@ -26,10 +28,32 @@ from ..init import INITIALIZERS, initialize_
 from ..nn.mlp import ACTIVATIONS, MLP
 from ..train.history import History
 from ..train.lstsq import fit_head_
-from .io import DTYPES, read_model_file, save_model
+from ..train.threads import check_threads, thread_policy
+from .io import DTYPES, ModelFileError, read_model_file, save_model
 
 METHODS = ("lsgd", "gd")
 AUTO_ACTIVATIONS = ("relu", "tanh")  # what activation="auto" chooses from
+
+
+def _learned(name: str) -> bool:
+    """Attributes that ``fit`` sets (scikit-learn's trailing underscore, and private state)."""
+    return (name.endswith("_") and not name.startswith("__")) or name == "_target_is_1d"
+
+
+def _all_or_nothing(fit):
+    """``fit`` runs on a shallow copy without learned attributes; on success the learned
+    attributes of the copy replace those of the estimator in one assignment."""
+
+    @functools.wraps(fit)
+    def wrapper(self, *args, **kwargs):
+        work = copy.copy(self)
+        work.__dict__ = {k: v for k, v in self.__dict__.items() if not _learned(k)}
+        fit(work, *args, **kwargs)
+        self.__dict__ = {**{k: v for k, v in self.__dict__.items() if not _learned(k)},
+                         **{k: v for k, v in work.__dict__.items() if _learned(k)}}
+        return self
+
+    return wrapper
 
 
 class BasisRegressor(RegressorMixin, BaseEstimator):
@@ -84,6 +108,9 @@ class BasisRegressor(RegressorMixin, BaseEstimator):
         dtype: ``"float64"`` (default; needed for errors below ~1e-6) or ``"float32"``.
         device: torch device for training and prediction, e.g. ``"cpu"`` or ``"cuda"``.
         progress: show a progress bar while training.
+        threads: CPU threads while fitting: ``"auto"`` (one thread for problems too small to
+            gain from more, see :mod:`deepbasis.train.threads`), a positive int, or ``None``
+            (leave ``torch.get_num_threads()`` alone). Restored when ``fit`` returns.
 
     Attributes:
         model_: the fitted :class:`deepbasis.MLP`, from raw inputs to raw targets.
@@ -127,6 +154,7 @@ class BasisRegressor(RegressorMixin, BaseEstimator):
         dtype: str = "float64",
         device: str = "cpu",
         progress: bool = False,
+        threads: int | str | None = "auto",
     ) -> None:
         # scikit-learn convention: __init__ only stores the settings; fit checks them.
         self.width = width
@@ -143,6 +171,7 @@ class BasisRegressor(RegressorMixin, BaseEstimator):
         self.dtype = dtype
         self.device = device
         self.progress = progress
+        self.threads = threads
 
     # --- scikit-learn protocol ---------------------------------------------------------------
 
@@ -152,9 +181,14 @@ class BasisRegressor(RegressorMixin, BaseEstimator):
         tags.target_tags.single_output = True
         return tags
 
+    @_all_or_nothing
     def fit(self, X, y) -> BasisRegressor:
         """Fit the network to inputs ``X`` ``(n_samples, n_features)`` and targets ``y``
         ``(n_samples,)`` or ``(n_samples, n_outputs)``; returns ``self``.
+
+        All or nothing: the fit works on a copy, and only a complete fit replaces the learned
+        attributes; after an exception (an invalid input, Ctrl-C) a fitted regressor keeps
+        its previous model, scaling and attributes exactly as they were.
 
         Raises:
             ValueError: NaN or inf in ``X`` or ``y`` (the message gives the first bad
@@ -168,6 +202,17 @@ class BasisRegressor(RegressorMixin, BaseEstimator):
                 last finite state (see :func:`deepbasis.fit`).
         """
         settings = self._checked_settings()
+        try:  # the size measure of threads="auto"; validate_data explains a bad X below
+            shape = getattr(X, "shape", None)
+            rows = int(shape[0]) if shape else len(X)
+        except (TypeError, ValueError, IndexError):
+            rows = 0
+        candidates = settings["ensemble"] * len(settings["activations"])
+        work = rows * settings["width"] ** 2 * settings["depth"] * candidates  # ~rows × params
+        with thread_policy(check_threads(self.threads), work=work, device=settings["device"]):
+            return self._fit(X, y, settings)
+
+    def _fit(self, X, y, settings: dict) -> BasisRegressor:
         _check_finite("y", _as_float_or_none(y))  # before validate_data, whose y message is vague
         X, y = validate_data(self, X, y, multi_output=True, y_numeric=True, dtype=np.float64,
                              ensure_all_finite=False)
@@ -190,14 +235,15 @@ class BasisRegressor(RegressorMixin, BaseEstimator):
         # Input map onto the unit box (Box init, §4). A constant column gets a unit-width box
         # centred on its value, so it maps to 0.5 instead of dividing by zero.
         lower, upper = X.min(axis=0), X.max(axis=0)
+        _check_input_range(lower, upper, settings["dtype"])
         flat = upper - lower <= 1e-12 * np.maximum(1.0, np.abs(upper))
         lower = np.where(flat, lower - 0.5, lower)
         upper = np.where(flat, upper + 0.5, upper)
         self.x_lower_, self.x_upper_ = lower, upper
 
         # Target standardization; a constant column keeps scale 1 and is fitted as 0 + mean.
-        mean = Y.mean(axis=0)
-        scale = Y.std(axis=0)
+        _check_target_range(Y, settings["dtype"])
+        mean, scale = _mean_and_std(Y)
         constant = np.all(Y == Y[:1], axis=0)
         for j in np.flatnonzero(constant):
             which = "the target" if m == 1 else f"target column {j}"
@@ -213,7 +259,7 @@ class BasisRegressor(RegressorMixin, BaseEstimator):
         dtype, device = settings["dtype"], settings["device"]
         # torch.tensor copies, so read-only (memory-mapped) arrays are fine.
         x = torch.tensor(X, dtype=dtype, device=device)  # (N, d)
-        z = torch.as_tensor((Y - mean) / scale, dtype=dtype, device=device)  # (N, m)
+        z = torch.as_tensor(_standardized(Y, mean, scale), dtype=dtype, device=device)  # (N, m)
 
         rng = check_random_state(self.random_state)
         E = settings["ensemble"]
@@ -223,7 +269,7 @@ class BasisRegressor(RegressorMixin, BaseEstimator):
         self.validation_mse_ = None
         self.best_member_ = 0
         train = {"method": settings["method"], "steps": settings["steps"], "lr": settings["lr"],
-                 "progress": bool(self.progress)}
+                 "progress": bool(self.progress), "threads": None}  # thread_policy is set
         if constant.all():
             # Nothing to learn: the head is zero and the bias holds the mean (folded below).
             model = self._make_model(self.seeds_[0], m, activations[0])
@@ -233,7 +279,9 @@ class BasisRegressor(RegressorMixin, BaseEstimator):
             history = History(loss=[0.0], time=[0.0], method=settings["method"],
                               settings={"steps": 0, "reason": "constant targets"})
         elif len(self.candidates_) == 1:
-            model, history = self._train_one(activations[0], self.seeds_[0], x, z, m, train)
+            model, history = self._train_one(activations[0], self.seeds_[0], x, z, m,
+                                             {**train, "progress": train["progress"] and
+                                              activations[0]})  # the bar's label
         else:
             # Several candidates (activations × seeds): train each on the same training rows,
             # keep the one with the lowest error on the held-out rows.
@@ -242,7 +290,10 @@ class BasisRegressor(RegressorMixin, BaseEstimator):
             val = torch.as_tensor(order[:n_val], device=device)
             tr = torch.as_tensor(order[n_val:], device=device)
             models, histories = [], []
-            for activation in activations:
+            for i, activation in enumerate(activations):
+                # Each candidate's bar says which it is ("relu 1/2"), so its ETA reads right.
+                label = f"{activation}{f' ×{E}' if E > 1 else ''} {i + 1}/{len(activations)}"
+                train["progress"] = bool(self.progress) and label
                 if E == 1:
                     one, history = self._train_one(activation, self.seeds_[0], x[tr], z[tr], m,
                                                    train)
@@ -272,6 +323,7 @@ class BasisRegressor(RegressorMixin, BaseEstimator):
             fit_head_(model, x, z)
         self.activation_ = model.activation_name
         _fold_target_scaling_(model, mean, scale)
+        _check_folded_head(model, Y)
         self.model_ = model.eval()
         self.history_ = history
         return self
@@ -386,6 +438,11 @@ def load_model(path: str | Path) -> BasisRegressor:
     if isinstance(settings.get("activation"), list):  # JSON has no tuples
         settings["activation"] = tuple(settings["activation"])
     estimator = BasisRegressor(**settings)
+    try:
+        estimator._checked_settings()
+    except (TypeError, ValueError) as error:
+        raise ModelFileError(f"{Path(path).name} has a malformed description: params: "
+                             f"{error}") from None
     device = estimator.device
     try:
         model.to(device)
@@ -464,6 +521,80 @@ def _check_finite(name: str, array: np.ndarray | None) -> None:
             f"Input {name} contains NaN or inf: {where} is {kind} ({int(bad.sum())} non-finite "
             f"value(s) in all). Remove or impute those rows before fitting or predicting."
         )
+
+
+# Below this magnitude the sums and squares of mean and std cannot overflow float64 (N·y² ≤
+# 1e8 · 1e300), and the plain formulas are used, so ordinary data are scaled exactly as always.
+_SAFE_TARGET = 1e146
+
+
+def _mean_and_std(Y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Column means and standard deviations of ``Y`` (N, m) that do not overflow for finite
+    targets near the float64 limit: those are computed on ``Y / max|Y|`` and scaled back."""
+    peak = np.abs(Y).max(axis=0)  # (m,)
+    if not (peak > _SAFE_TARGET).any():
+        return Y.mean(axis=0), Y.std(axis=0)
+    peak = np.where(peak > 0, peak, 1.0)
+    unit = Y / peak  # |unit| ≤ 1
+    return unit.mean(axis=0) * peak, unit.std(axis=0) * peak
+
+
+def _standardized(Y: np.ndarray, mean: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """(Y − mean) / scale, without forming Y − mean when that could overflow."""
+    if not (np.abs(Y).max(axis=0) > _SAFE_TARGET).any():
+        return (Y - mean) / scale
+    return Y / scale - mean / scale  # both terms are O(N) at most
+
+
+def _check_input_range(lower: np.ndarray, upper: np.ndarray, dtype: torch.dtype) -> None:
+    """The network maps [lower, upper] onto [0, 1]: the bounds and their difference must be
+    finite in the model's dtype."""
+    biggest = torch.finfo(dtype).max
+    with np.errstate(over="ignore"):
+        span = upper - lower
+    for j in range(len(lower)):
+        if max(abs(lower[j]), abs(upper[j]), span[j]) > biggest:
+            name = str(dtype).removeprefix("torch.")
+            hint = " or use dtype='float64'" if dtype != torch.float64 else ""
+            raise ValueError(
+                f"input column {j} spans [{lower[j]:.6g}, {upper[j]:.6g}]: every value is "
+                f"finite, but that range (width {span[j]:.6g}) does not fit in {name} (largest "
+                f"{biggest:.6g}), so it cannot be mapped onto [0, 1]. Rescale the column (e.g. "
+                f"divide it by 1e{_exponent(max(abs(lower[j]), abs(upper[j])))}){hint}.")
+
+
+# Headroom between the largest target and the dtype's largest number: the output layer holds
+# the target scale times weights of the standardized fit (typically O(1), rarely above 1e3).
+_TARGET_HEADROOM = 1e4
+
+
+def _check_target_range(Y: np.ndarray, dtype: torch.dtype) -> None:
+    """Before training: targets whose scale the output layer could not hold are an error."""
+    if Y.size and float(np.abs(Y).max()) > torch.finfo(dtype).max / _TARGET_HEADROOM:
+        _target_range_error(Y, dtype)
+
+
+def _check_folded_head(model: MLP, Y: np.ndarray) -> None:
+    """After folding the target scale into the head, it must still be finite in its dtype."""
+    head = model.head
+    if not (bool(torch.isfinite(head.weight).all()) and bool(torch.isfinite(head.bias).all())):
+        _target_range_error(Y, head.weight.dtype)
+
+
+def _target_range_error(Y: np.ndarray, dtype: torch.dtype):
+    name = str(dtype).removeprefix("torch.")
+    peak = float(np.abs(Y).max())
+    hint = " or use dtype='float64'" if dtype != torch.float64 else ""
+    raise ValueError(
+        f"the targets reach |y| = {peak:.6g}: every value is finite, but a model in {name} "
+        f"(largest {torch.finfo(dtype).max:.6g}) cannot hold their scale in its output layer. "
+        f"Rescale y (e.g. divide it by 1e{_exponent(peak)}) and multiply the predictions "
+        f"back{hint}.")
+
+
+def _exponent(value: float) -> int:
+    """A power of ten that brings ``value`` down to about 100."""
+    return max(int(math.log10(value)) - 2, 1) if value > 0 else 1
 
 
 @torch.no_grad()

@@ -9,6 +9,8 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from .._files import atomic_write
+
 COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2",
           "#17becf", "#7f7f7f", "#bcbd22"]
 
@@ -23,7 +25,9 @@ def new_figure(ncols: int = 1, nrows: int = 1, *, width: float = 5.0, height: fl
 
 def save_figure(figure: Figure, out: Path, name: str) -> str:
     """Save ``figure`` as ``out/name`` (PNG, 150 dpi) and return ``name``."""
-    figure.savefig(Path(out) / name, dpi=150)
+    path = Path(out) / name
+    with atomic_write(path) as tmp:  # a failed save leaves no half-written PNG
+        figure.savefig(tmp, dpi=150, format=path.suffix.removeprefix(".") or "png")
     return name
 
 

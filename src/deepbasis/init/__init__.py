@@ -12,7 +12,9 @@ from torch import nn
 
 from .._checks import GeneratorLike, check_choice
 from .box import box_, box_layer_parameters
-from .classic import glorot_, he_, orthogonal_, torch_default_
+from .classic import glorot_, he_, orthogonal_, raai_, raai_layer_parameters, torch_default_
+from .compositional import compositional_peaks_
+from .go import GOHistory, feature_cosines, go_, go_module_, mean_squared_cosine
 
 INITIALIZERS: dict[str, Callable[..., nn.Module]] = {
     "torch_default": torch_default_,
@@ -20,6 +22,8 @@ INITIALIZERS: dict[str, Callable[..., nn.Module]] = {
     "glorot": glorot_,
     "orthogonal": orthogonal_,
     "box": box_,
+    "go": go_module_,  # calibrates on data: initialize_(model, "go", x=inputs)
+    "raai": raai_,
 }
 
 
@@ -28,19 +32,28 @@ def initialize_(module: nn.Module, name: str, *, generator: GeneratorLike = None
     """Initialize ``module`` in place with the initializer called ``name``.
 
     Valid names are the keys of :data:`INITIALIZERS` ('box', 'he', 'glorot', 'orthogonal',
-    'torch_default'); an unknown name raises a ``ValueError`` that lists them.
+    'raai', 'torch_default', 'go'); an unknown name raises a ``ValueError`` that lists them.
+    'go' calibrates on data and needs ``x=inputs`` among the options.
     """
     check_choice("initializer", name, INITIALIZERS)
     return INITIALIZERS[name](module, generator=generator, **options)
 
 
 __all__ = [
+    "GOHistory",
     "INITIALIZERS",
     "box_",
     "box_layer_parameters",
+    "compositional_peaks_",
+    "feature_cosines",
     "glorot_",
+    "go_",
+    "go_module_",
     "he_",
     "initialize_",
+    "mean_squared_cosine",
     "orthogonal_",
+    "raai_",
+    "raai_layer_parameters",
     "torch_default_",
 ]

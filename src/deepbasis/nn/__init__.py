@@ -1,5 +1,22 @@
-"""What a network *is*: basis networks with a linear head."""
+"""What a network *is*: basis networks with a linear head, and compositional networks."""
 
+from .compositional import (
+    CompositionalNet,
+    ConstructionViolationError,
+    ConstructionViolationWarning,
+    eq5_scales,
+    triangle,
+)
 from .mlp import ACTIVATIONS, MLP, Sine, make_activation
 
-__all__ = ["ACTIVATIONS", "MLP", "Sine", "make_activation"]
+__all__ = [
+    "ACTIVATIONS",
+    "CompositionalNet",
+    "ConstructionViolationError",
+    "ConstructionViolationWarning",
+    "MLP",
+    "Sine",
+    "eq5_scales",
+    "make_activation",
+    "triangle",
+]

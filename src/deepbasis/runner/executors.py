@@ -29,6 +29,7 @@ import json
 import multiprocessing
 import os
 import pickle
+import socket
 import threading
 import time
 import traceback
@@ -334,14 +335,23 @@ class RayExecutor:
     when done; an instance the caller started is left running. Each cell reserves
     ``task.threads`` CPUs (1 when unset) and uses that many torch threads.
 
+    Connecting is bounded: a ``host:port`` address is first tried with a plain TCP connection
+    (``connect_timeout`` seconds), and ``ray.init`` itself must return within
+    ``connect_timeout``; otherwise :class:`ExecutorError` says so, instead of Ray retrying for
+    minutes.
+
     Args:
         address: Ray cluster address (``"auto"``, ``"ray://host:10001"``, ...), or ``None``.
+        connect_timeout: seconds to wait for the cluster (default :data:`RAY_CONNECT_TIMEOUT`).
     """
 
     name = "ray"
 
-    def __init__(self, address: str | None = None) -> None:
+    def __init__(self, address: str | None = None, *,
+                 connect_timeout: float | None = None) -> None:
         self.address = address
+        self.connect_timeout = RAY_CONNECT_TIMEOUT if connect_timeout is None \
+            else float(connect_timeout)
         self._ray = import_ray()
 
     def __repr__(self) -> str:
@@ -354,7 +364,7 @@ class RayExecutor:
             return
         started = False
         if not ray.is_initialized():
-            ray.init(address=self.address, include_dashboard=False)
+            self._connect()
             started = True
         remote = ray.remote(max_retries=0)(run_cell)
         pending = {remote.options(num_cpus=task.threads).remote(task): task for task in tasks}
@@ -375,6 +385,58 @@ class RayExecutor:
                 ray.cancel(ref, force=True)
             if started:
                 ray.shutdown()
+
+
+    def _connect(self) -> None:
+        """``ray.init`` within ``connect_timeout`` seconds, or an ExecutorError saying why."""
+        address, timeout = self.address, self.connect_timeout
+        endpoint = _host_port(address)
+        if endpoint is not None:
+            try:
+                socket.create_connection(endpoint, timeout=timeout).close()
+            except OSError as error:
+                raise ExecutorError(
+                    f"cannot reach the Ray cluster at {address!r} ({error.strerror or error}, "
+                    f"waited up to {timeout:g} s); check that its head node is running "
+                    "(`ray status` there prints the address) or drop --address to start a "
+                    "local Ray") from None
+        failure: list[BaseException] = []
+
+        def init() -> None:
+            try:
+                self._ray.init(address=address, include_dashboard=False)
+            except BaseException as error:  # re-raised in the caller's thread
+                failure.append(error)
+
+        thread = threading.Thread(target=init, name="deepbasis-ray-init", daemon=True)
+        thread.start()
+        thread.join(timeout)
+        if thread.is_alive():
+            raise ExecutorError(
+                f"Ray did not connect to {address or 'a new local instance'!r} within "
+                f"{timeout:g} s; check the address and that the cluster is up (`ray status`), "
+                "or use --executor local")
+        if failure:
+            error = failure[0]
+            if isinstance(error, (ConnectionError, RuntimeError, ValueError, OSError)):
+                raise ExecutorError(f"cannot connect to Ray at {address!r}: {error}") from error
+            raise error
+
+
+#: Seconds ``deepbasis run --executor ray`` waits for a Ray cluster to answer.
+RAY_CONNECT_TIMEOUT = 60.0
+
+
+def _host_port(address: str | None) -> tuple[str, int] | None:
+    """``(host, port)`` of an address like ``"host:6379"`` or ``"ray://host:10001"``; None for
+    ``None``, ``"auto"``, ``"local"`` and anything without a port."""
+    if not address or address in ("auto", "local"):
+        return None
+    rest = address.split("://", 1)[-1]
+    host, _, port = rest.rpartition(":")
+    if not host or not port.isdigit():
+        return None
+    return host.strip("[]"), int(port)
 
 
 def _with_threads(task: CellTask, threads: int) -> CellTask:

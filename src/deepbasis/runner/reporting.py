@@ -30,6 +30,7 @@ import html
 import json
 import os
 import re
+import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -37,7 +38,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
-from .store import STORE_FILENAME, ResultStore, StoreError, utc_now
+from .._files import atomic_write
+from .spec import PROFILES, verdict
+from .store import STORE_FILENAME, ResultStore, StoreError, recovery_hint, utc_now
 
 # -- finding and loading folders ---------------------------------------------------------------
 
@@ -87,26 +90,72 @@ class ExperimentReport:
     claims: list[dict[str, Any]] = field(default_factory=list)
     markdown: str = ""
     figures: list[str] = field(default_factory=list)
+    judged: bool = True  # False for a smoke profile (quick): its claims are not judged
+    note: str = ""
 
     @property
     def passed(self) -> int:
-        return sum(bool(c.get("passed")) for c in self.claims)
+        """Claims that pass (0 when the claims are not judged)."""
+        return sum(bool(c.get("passed")) for c in self.claims) if self.judged else 0
+
+    @property
+    def score(self) -> str:
+        """'3 of 4 claims pass', or '4 claims not judged (profile quick)'."""
+        if not self.judged:
+            return f"{len(self.claims)} claims not judged (profile {self.profile})"
+        return f"{self.passed} of {len(self.claims)} claims pass"
+
+    def verdict(self, claim: Mapping[str, Any]) -> str:
+        return verdict(bool(claim.get("passed")), self.judged and claim.get("judged", True))
+
+
+class ReportFileError(ValueError):
+    """A ``report.json`` / ``claims.json`` that cannot be read; the message names the file."""
 
 
 def load_report(folder: str | Path) -> ExperimentReport | None:
-    """The report in ``folder`` (``report.json``, or an older ``claims.json``), or ``None``."""
+    """The report in ``folder`` (``report.json``, or an older ``claims.json``), or ``None``.
+
+    Raises:
+        ReportFileError: the file is not the JSON ``deepbasis run`` writes (the message names
+            it; rerunning the same ``deepbasis run`` rewrites it from the stored records).
+    """
     folder = Path(folder)
-    if (folder / "report.json").is_file():
-        data = json.loads((folder / "report.json").read_text())
-        return ExperimentReport(
-            folder, data["experiment"], data.get("title", ""), data.get("paper", ""),
-            data.get("profile"), data.get("description", ""), list(data.get("claims", [])),
-            data.get("markdown", ""), list(data.get("figures", [])))
-    if (folder / "claims.json").is_file():
-        claims = json.loads((folder / "claims.json").read_text())
-        figures = sorted({c["figure"] for c in claims if c.get("figure")})
-        return ExperimentReport(folder, folder.name, claims=claims, figures=figures)
-    return None
+    path = folder / "report.json"
+    try:
+        if path.is_file():
+            data = json.loads(path.read_text(encoding="utf-8"))
+            # Reports written before smoke profiles existed: a quick run was never a judgement.
+            judged = bool(data.get("judged", data.get("profile") != "quick"))
+            report = ExperimentReport(
+                folder, str(data["experiment"]), str(data.get("title", "")),
+                str(data.get("paper", "")), data.get("profile"),
+                str(data.get("description", "")), list(data.get("claims", [])),
+                str(data.get("markdown", "")), [str(f) for f in data.get("figures", [])],
+                judged, str(data.get("note", "")))
+        elif (path := folder / "claims.json").is_file():
+            claims = json.loads(path.read_text(encoding="utf-8"))
+            figures = sorted({str(c["figure"]) for c in claims if c.get("figure")})
+            report = ExperimentReport(folder, folder.name, claims=list(claims), figures=figures)
+        else:
+            return None
+        if not all(isinstance(c, dict) for c in report.claims):
+            raise TypeError("claims must be JSON objects")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+        raise ReportFileError(
+            f"{path} is damaged ({type(error).__name__}: {error}); rerun the same "
+            "`deepbasis run` to write it again from the stored records") from None
+    return report
+
+
+def profile_reports(folder: str | Path) -> list[ExperimentReport]:
+    """Every profile's report in an experiment folder: the one in ``folder`` (the most thorough
+    profile run there), then those in ``folder/<profile>/`` (see
+    :func:`deepbasis.runner.runner.report_folder`)."""
+    folder = Path(folder)
+    found = [load_report(folder)]
+    found += [load_report(folder / p) for p in reversed(PROFILES) if (folder / p).is_dir()]
+    return [r for r in found if r is not None]
 
 
 # -- status --------------------------------------------------------------------------------------
@@ -140,13 +189,22 @@ class FolderStatus:
     profiles: list[ProfileStatus] = field(default_factory=list)
     report: ExperimentReport | None = None
     error: str | None = None
+    other_reports: list[ExperimentReport] = field(default_factory=list)  # in folder/<profile>/
 
 
 def folder_status(folder: str | Path) -> FolderStatus:
     """Read one experiment folder's store and report (read-only)."""
     folder = Path(folder)
-    status = FolderStatus(folder, report=load_report(folder))
+    status = FolderStatus(folder)
+    errors = []
+    try:
+        reports = profile_reports(folder)
+        status.report = load_report(folder)
+        status.other_reports = [r for r in reports if r.folder != folder]
+    except ReportFileError as error:
+        errors.append(str(error))
     if not (folder / STORE_FILENAME).is_file():
+        status.error = "; ".join(errors) or None
         return status
     try:
         with ResultStore.in_folder(folder, readonly=True) as store:
@@ -171,7 +229,11 @@ def folder_status(folder: str | Path) -> FolderStatus:
                     experiment, profile, cells_done, len(run.plan), seeds_done, seeds_total,
                     missing, run.started_at, run.finished_at))
     except StoreError as error:
-        status.error = str(error)
+        errors.append(str(error))
+    except (sqlite3.Error, ValueError, TypeError, KeyError) as error:  # anything else: say so
+        errors.append(f"the result store {folder / STORE_FILENAME} is damaged ({error}). "
+                      + recovery_hint(folder / STORE_FILENAME))
+    status.error = "; ".join(errors) or None
     return status
 
 
@@ -197,14 +259,15 @@ def format_status(statuses: Sequence[FolderStatus], *, max_missing: int = 5,
             if len(p.missing) > max_missing:
                 lines.append(f"    ... and {len(p.missing) - max_missing} more cell(s)")
         report = status.report
-        if report is not None:
-            profile = f", profile {report.profile}" if report.profile else ""
-            lines.append(f"  report{profile}: {report.passed} of {len(report.claims)} claims pass")
-            for c in report.claims:
-                verdict = "PASS" if c.get("passed") else "FAIL"
-                lines.append(f"    [{verdict}] {c.get('claim', '')}  "
+        for shown in [report, *status.other_reports] if report is not None else \
+                status.other_reports:
+            profile = f", profile {shown.profile}" if shown.profile else ""
+            where = "" if shown.folder == status.folder else f" (in {shown.folder})"
+            lines.append(f"  report{profile}{where}: {shown.score}")
+            for c in shown.claims:
+                lines.append(f"    [{shown.verdict(c)}] {c.get('claim', '')}  "
                              f"(ours: {_format_value(c.get('value'))})")
-        elif status.profiles:
+        if report is None and not status.other_reports and status.profiles:
             lines.append("  no report yet (it is written when a run completes)")
     if not_run:
         lines.append(f"not run here: {', '.join(not_run)}")
@@ -226,20 +289,17 @@ def _summary_rows(reports: Sequence[ExperimentReport]) -> list[tuple[ExperimentR
 
 def combined_markdown(reports: Sequence[ExperimentReport], out: Path) -> str:
     """One markdown document over ``reports``; figure links are relative to ``out``'s folder."""
-    total = sum(len(r.claims) for r in reports)
-    passed = sum(r.passed for r in reports)
     lines = [
         "# deepbasis reproduction report",
         "",
-        f"{len(reports)} experiment(s); **{passed} of {total} claims pass.** "
-        f"Generated {utc_now()}.",
+        f"{len(reports)} experiment(s); **{_score(reports)}.** Generated {utc_now()}.",
         "",
         "| experiment | profile | verdict | claim | ours | paper |",
         "|---|---|---|---|---|---|",
     ]
     for r, c in _summary_rows(reports):
         lines.append(f"| [{r.experiment}](#{_anchor(r.experiment)}) | {r.profile or ''} | "
-                     f"{'PASS' if c.get('passed') else 'FAIL'} | {_cell(c.get('claim'))} | "
+                     f"{r.verdict(c)} | {_cell(c.get('claim'))} | "
                      f"{_cell(_format_value(c.get('value')))} | {_cell(c.get('paper'))} |")
     for r in reports:
         rel = Path(os.path.relpath(r.folder, out.parent))
@@ -250,13 +310,15 @@ def combined_markdown(reports: Sequence[ExperimentReport], out: Path) -> str:
         lines += [" ".join(m for m in meta if m), ""]
         if r.description:
             lines += [r.description, ""]
+        if r.note:
+            lines += [r.note, ""]
         if r.claims:
-            lines += [f"**Claims: {r.passed} of {len(r.claims)} pass.**", "",
+            lines += [f"**Claims: {r.score}.**", "",
                       "| verdict | claim | ours | paper | figure |", "|---|---|---|---|---|"]
             for c in r.claims:
                 figure = f"[{c['figure']}]({(rel / c['figure']).as_posix()})" \
                     if c.get("figure") else ""
-                lines.append(f"| {'PASS' if c.get('passed') else 'FAIL'} | "
+                lines.append(f"| {r.verdict(c)} | "
                              f"{_cell(c.get('claim'))} | {_cell(_format_value(c.get('value')))} "
                              f"| {_cell(c.get('paper'))} | {figure} |")
         else:
@@ -266,6 +328,17 @@ def combined_markdown(reports: Sequence[ExperimentReport], out: Path) -> str:
         for figure in r.figures:
             lines += ["", f"![{figure}]({(rel / figure).as_posix()})"]
     return "\n".join(lines) + "\n"
+
+
+def _score(reports: Sequence[ExperimentReport]) -> str:
+    """'5 of 8 claims pass' over the judged reports, plus how many were not judged."""
+    judged = [r for r in reports if r.judged]
+    total = sum(len(r.claims) for r in judged)
+    text = f"{sum(r.passed for r in judged)} of {total} claims pass"
+    unjudged = sum(len(r.claims) for r in reports if not r.judged)
+    if unjudged:
+        text += f"; {unjudged} not judged (smoke runs, profile quick)"
+    return text
 
 
 def _relink(markdown: str, rel: Path) -> str:
@@ -305,6 +378,7 @@ th, td { border: 1px solid #d0d7de; padding: .3em .6em; text-align: left; vertic
 th { background: #f3f5f7; }
 tr.pass td.verdict { background: #dafbe1; color: #116329; font-weight: 600; }
 tr.fail td.verdict { background: #ffebe9; color: #a40e26; font-weight: 600; }
+tr.not-judged td.verdict { background: #f3f5f7; color: #57606a; font-style: italic; }
 .score { font-size: 1.1em; font-weight: 600; }
 .meta { color: #57606a; }
 code { background: #f3f5f7; padding: .1em .3em; border-radius: 4px; font-size: .9em; }
@@ -324,8 +398,20 @@ def _figure_id(report: ExperimentReport, figure: str) -> str:
     return f"fig-{_anchor(report.experiment)}-{_anchor(figure)}"
 
 
-def _data_uri(path: Path) -> str | None:
-    if not path.is_file():
+def _inside(folder: Path, name: str) -> Path | None:
+    """``folder / name`` if it resolves to a file inside ``folder`` (links followed), else
+    None: a report names its figures relative to its folder, and a self-contained page must
+    not embed any other local file (an absolute path, ``../``, a link pointing out)."""
+    try:
+        root = folder.resolve()
+        path = (folder / name).resolve()
+    except (OSError, RuntimeError, ValueError):
+        return None
+    return path if path.is_relative_to(root) and path != root else None
+
+
+def _data_uri(path: Path | None) -> str | None:
+    if path is None or not path.is_file():
         return None
     kind = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",
             ".svg": "image/svg+xml", ".gif": "image/gif"}.get(path.suffix.lower())
@@ -334,27 +420,25 @@ def _data_uri(path: Path) -> str | None:
     return f"data:{kind};base64,{base64.b64encode(path.read_bytes()).decode('ascii')}"
 
 
-def _verdict_row(cells: Sequence[str], passed: bool) -> str:
-    verdict = "PASS" if passed else "FAIL"
+def _verdict_row(cells: Sequence[str], verdict: str) -> str:
     tds = "".join(f"<td>{c}</td>" for c in cells)
-    return (f'<tr class="{verdict.lower()}"><td class="verdict">{verdict}</td>{tds}</tr>')
+    css = verdict.lower().replace(" ", "-")
+    return f'<tr class="{css}"><td class="verdict">{_e(verdict)}</td>{tds}</tr>'
 
 
 def combined_html(reports: Sequence[ExperimentReport]) -> str:
     """One self-contained HTML page over ``reports``: figures embedded, CSS inline, no links out."""
-    total = sum(len(r.claims) for r in reports)
-    passed = sum(r.passed for r in reports)
     from .. import __version__
 
     body = [
         "<h1>deepbasis reproduction report</h1>",
-        f'<p class="score">{len(reports)} experiment(s); {passed} of {total} claims pass.</p>',
+        f'<p class="score">{len(reports)} experiment(s); {_e(_score(reports))}.</p>',
         f'<p class="meta">deepbasis {_e(__version__)}, generated {_e(utc_now())}.</p>',
         "<table><thead><tr><th>experiment</th><th>title</th><th>profile</th><th>claims pass"
         "</th></tr></thead><tbody>",
         *(f'<tr><td><a href="#{_anchor(r.experiment)}">{_e(r.experiment)}</a></td>'
           f"<td>{_e(r.title)}</td><td>{_e(r.profile)}</td>"
-          f"<td>{r.passed} of {len(r.claims)}</td></tr>" for r in reports),
+          f"<td>{_e(r.score.removesuffix(' claims pass'))}</td></tr>" for r in reports),
         "</tbody></table>",
         "<h2 id=\"summary\">All claims</h2>",
         "<table><thead><tr><th>verdict</th><th>experiment</th><th>profile</th><th>claim</th>"
@@ -364,7 +448,7 @@ def combined_html(reports: Sequence[ExperimentReport]) -> str:
         body.append(_verdict_row([
             f'<a href="#{_anchor(r.experiment)}">{_e(r.experiment)}</a>', _e(r.profile),
             _e(c.get("claim")), _e(_format_value(c.get("value"))), _e(c.get("paper"))],
-            bool(c.get("passed"))))
+            r.verdict(c)))
     body.append("</tbody></table>")
     for r in reports:
         body.append(_experiment_html(r))
@@ -388,15 +472,17 @@ def _experiment_html(r: ExperimentReport) -> str:
     parts.append(f'<p class="meta">{" ".join(meta)}</p>')
     if r.description:
         parts.append(markdown_to_html(r.description))
+    if r.note:
+        parts.append(markdown_to_html(r.note))
     if r.claims:
-        parts.append(f'<p class="score">Claims: {r.passed} of {len(r.claims)} pass.</p>')
+        parts.append(f'<p class="score">Claims: {_e(r.score)}.</p>')
         parts.append("<table><thead><tr><th>verdict</th><th>claim</th><th>ours</th>"
                      "<th>paper</th><th>figure</th></tr></thead><tbody>")
         for c in r.claims:
             figure = c.get("figure")
             link = (f'<a href="#{_figure_id(r, figure)}">{_e(figure)}</a>' if figure else "")
             parts.append(_verdict_row([_e(c.get("claim")), _e(_format_value(c.get("value"))),
-                                       _e(c.get("paper")), link], bool(c.get("passed"))))
+                                       _e(c.get("paper")), link], r.verdict(c)))
         parts.append("</tbody></table>")
     else:
         parts.append("<p>No claims are evaluated by this experiment (figure only).</p>")
@@ -410,7 +496,11 @@ def _experiment_html(r: ExperimentReport) -> str:
 
 
 def _image_html(r: ExperimentReport, name: str, alt: str | None = None) -> str:
-    uri = _data_uri(r.folder / name)
+    inside = _inside(r.folder, name)
+    if inside is None:
+        return (f'<p class="missing">figure {_e(name)} is not a file inside {_e(r.folder)}; '
+                "only the experiment's own files are embedded</p>")
+    uri = _data_uri(inside)
     if uri is None:
         return f'<p class="missing">figure {_e(name)} is missing from {_e(r.folder)}</p>'
     return (f'<figure id="{_figure_id(r, name)}"><img src="{uri}" alt="{_e(alt or name)}">'
@@ -509,9 +599,8 @@ def write_combined_report(dirs: Sequence[str | Path], out: str | Path | None = N
     path = Path(out) if out is not None else Path(dirs[0]) / ("index.html" if html else "index.md")
     path.parent.mkdir(parents=True, exist_ok=True)
     text = combined_html(reports) if html else combined_markdown(reports, path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    with atomic_write(path) as tmp:  # removed again if the write or the rename fails
+        tmp.write_text(text, encoding="utf-8")
     return path
 
 

@@ -10,13 +10,20 @@ ends with exactly the records of one uninterrupted run.
 Written into ``OUT``: ``results.sqlite`` (the store), ``records.jsonl`` (this profile's records,
 one per line, for reading), ``report.md``, ``report.json`` (the same, structured, for
 ``deepbasis report``), ``claims.json`` and the experiment's PNG figures.
+
+**Several profiles in one folder.** The store keys records by settings, so profiles share it;
+the report files and figures are per profile. ``OUT`` itself holds those of the most thorough
+profile run there (``paper`` > ``default`` > ``quick``), and every other profile's are in
+``OUT/<profile>/`` (:func:`report_folder`): a quick run in the folder of a default run writes
+``OUT/quick/report.md`` and leaves the default report alone; a default run after a quick one
+moves the quick report into ``OUT/quick/`` first. A ``quick`` run's claims are smoke checks,
+reported as "not judged" (:attr:`~.spec.Experiment.smoke_profiles`).
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Mapping, Sequence
 from contextlib import closing
 from dataclasses import dataclass
@@ -25,10 +32,11 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from .._files import atomic_write
 from .executors import CellTask, ExecutorError, jsonable, make_executor
 from .registry import get_experiment
-from .spec import Cell, Claim, Experiment, Report, settings_key
-from .store import ResultStore, StoreError, utc_now
+from .spec import PROFILES, Cell, Claim, Experiment, Report, settings_key, verdict
+from .store import ResultStore, StoreError, folder_lock, utc_now
 
 __all__ = [
     "CellsFailed",
@@ -38,6 +46,7 @@ __all__ = [
     "claims_table",
     "format_value",
     "plan_cells",
+    "report_folder",
     "run_experiment",
     "write_report",
 ]
@@ -70,7 +79,9 @@ class RunResult:
     Attributes:
         experiment: the experiment.
         profile: the profile run.
-        out: the output folder.
+        out: the output folder (the store).
+        folder: where this profile's report and figures were written: ``out``, or
+            ``out/<profile>`` when a more thorough profile's report is in ``out``.
         records: every record of the profile (``{"settings": ..., **record}``), in plan order.
         report: what the experiment's report function returned.
         computed: records computed by this call.
@@ -84,6 +95,12 @@ class RunResult:
     report: Report
     computed: int = 0
     reused: int = 0
+    folder: Path | None = None
+
+    @property
+    def judged(self) -> bool:
+        """Whether the claims were judged (False for a smoke profile such as ``quick``)."""
+        return self.experiment.judged(self.profile)
 
 
 def run_experiment(
@@ -122,8 +139,10 @@ def run_experiment(
 
     Raises:
         ValueError: unknown experiment, profile or executor (the message lists valid ones).
-        StoreError: the store cannot be written (read-only folder, full disk) or belongs to
-            another schema version; what was stored before is intact.
+        StoreError: the store cannot be written (read-only folder, full disk), is damaged
+            (the message names what and how to recover it), belongs to another schema
+            version, or another run holds the folder's lock ("already running in PID …");
+            what was stored before is intact.
         CellsFailed: some cells raised; the others are stored.
         ExecutorError: a worker died, or Ray is not installed.
 
@@ -140,7 +159,7 @@ def run_experiment(
     out = Path(out) if out is not None else Path("results") / experiment.id
     cells = plan_cells(experiment, params)
 
-    with ResultStore.in_folder(out) as store:
+    with folder_lock(out), ResultStore.in_folder(out) as store:
         if fresh:
             store.delete_experiment(experiment.id)
         run_id = store.start_run(experiment.id, profile, params,
@@ -160,12 +179,43 @@ def run_experiment(
             raise CellsFailed(experiment.id, failures, len(cells))
         store.finish_run(run_id)
         records = _profile_records(store, experiment, cells)
+        # Still under the lock: a second run must not write the same report files.
+        folder = report_folder(out, profile)
+        folder.mkdir(parents=True, exist_ok=True)
+        _write_jsonl(folder / "records.jsonl", records)
+        report = experiment.report(records, params, folder)
+        write_report(experiment, profile, report, folder)
+    return RunResult(experiment, profile, out, records, report, computed, total - computed,
+                     folder)
 
-    out.mkdir(parents=True, exist_ok=True)
-    _write_jsonl(out / "records.jsonl", records)
-    report = experiment.report(records, params, out)
-    write_report(experiment, profile, report, out)
-    return RunResult(experiment, profile, out, records, report, computed, total - computed)
+
+_REPORT_FILES = ("report.md", "report.json", "claims.json", "records.jsonl")
+
+
+def report_folder(out: str | Path, profile: str) -> Path:
+    """Where a ``profile`` run writes its report and figures in the output folder ``out``.
+
+    ``out`` holds the report of the most thorough profile run there (:data:`~.spec.PROFILES`
+    order); a less thorough profile writes into ``out/<profile>``. When ``profile`` is more
+    thorough than the one whose report is in ``out``, that report (its files and every PNG in
+    ``out``) is first moved into ``out/<its profile>``, so no profile's report is lost.
+    """
+    out = Path(out)
+    try:
+        top = json.loads((out / "report.json").read_text()).get("profile")
+    except (OSError, ValueError, AttributeError):
+        top = None  # no report yet (or an unreadable one, which is rewritten)
+    if top is None or top == profile:
+        return out
+    rank = {name: k for k, name in enumerate(PROFILES)}
+    if rank.get(profile, -1) <= rank.get(top, -1):
+        return out / profile
+    target = out / top
+    target.mkdir(parents=True, exist_ok=True)
+    for path in [*(out / name for name in _REPORT_FILES), *sorted(out.glob("*.png"))]:
+        if path.is_file():
+            os.replace(path, target / path.name)
+    return out
 
 
 def plan_cells(experiment: Experiment, params: Mapping[str, Any]) -> list[Cell]:
@@ -242,19 +292,20 @@ def _write_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
 
 def _write_text(path: Path, text: str) -> None:
     """Write via a temporary file and a rename, so a reader never sees half a file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
+    with atomic_write(path) as tmp:
         tmp.write_text(text)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def write_report(experiment: Experiment, profile: str, report: Report, out: Path) -> Path:
-    """Write ``report.md``, ``report.json`` and ``claims.json`` for one experiment run."""
+    """Write ``report.md``, ``report.json`` and ``claims.json`` for one experiment run.
+
+    At a smoke profile (``quick``) each claim gets ``"judged": false`` and the verdict
+    ``"not judged"`` (``"passed"`` keeps what the check gave on the smoke numbers).
+    """
     out = Path(out)
-    claims = [c.to_json() for c in report.claims]
+    judged = experiment.judged(profile)
+    claims = [{**c.to_json(), "judged": judged, "verdict": verdict(c.passed, judged)}
+              for c in report.claims]
     _write_text(out / "claims.json", json.dumps(claims, indent=2, default=jsonable) + "\n")
     from .. import __version__
 
@@ -264,6 +315,8 @@ def write_report(experiment: Experiment, profile: str, report: Report, out: Path
         "paper": experiment.paper,
         "description": experiment.description,
         "profile": profile,
+        "judged": judged,
+        "note": "" if judged else smoke_note(profile),
         "claims": claims,
         "markdown": report.markdown,
         "figures": list(report.figures),
@@ -279,7 +332,7 @@ def write_report(experiment: Experiment, profile: str, report: Report, out: Path
     ]
     if experiment.description:
         lines += [experiment.description, ""]
-    lines += claims_table(report.claims)
+    lines += claims_table(report.claims, judged=judged, profile=profile)
     if report.markdown:
         lines += ["", report.markdown.strip(), ""]
     for figure in report.figures:
@@ -289,21 +342,32 @@ def write_report(experiment: Experiment, profile: str, report: Report, out: Path
     return path
 
 
-def claims_table(claims: list[Claim]) -> list[str]:
+def smoke_note(profile: str) -> str:
+    """What a report at a smoke profile says about its claims."""
+    return (f"Profile `{profile}` is a smoke run (seconds): it shows that the experiment runs "
+            "end to end, not whether the paper's claims hold, so its claims are not judged "
+            "at this profile. Run `--profile default` (or `paper`) to judge them.")
+
+
+def claims_table(claims: list[Claim], *, judged: bool = True,
+                 profile: str = "default") -> list[str]:
     """Markdown table of claims: verdict, claim, our value, the paper's, the figure."""
     if not claims:
         return ["No claims are evaluated by this experiment (figure only)."]
     passed = sum(c.passed for c in claims)
+    summary = (f"**Claims: {passed} of {len(claims)} pass.**" if judged else
+               f"**Claims: not judged at profile `{profile}` ({len(claims)}).** "
+               + smoke_note(profile))
     lines = [
-        f"**Claims: {passed} of {len(claims)} pass.**",
+        summary,
         "",
         "| verdict | claim | ours | paper | figure |",
         "|---|---|---|---|---|",
     ]
     for c in claims:
-        verdict = "PASS" if c.passed else "FAIL"
         figure = f"[{c.figure}]({c.figure})" if c.figure else ""
-        lines.append(f"| {verdict} | {c.claim} | {format_value(c.value)} | {c.paper} | {figure} |")
+        lines.append(f"| {verdict(c.passed, judged)} | {c.claim} | {format_value(c.value)} | "
+                     f"{c.paper} | {figure} |")
     return lines
 
 

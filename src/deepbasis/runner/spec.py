@@ -12,7 +12,9 @@ An :class:`Experiment` is a spec plus three pure functions:
   tables with our numbers beside the paper's, and the claims evaluated as pass / fail.
 
 Profiles: ``quick`` (seconds, CI), ``default`` (minutes on a laptop CPU), ``paper`` (the paper's
-full settings).
+full settings). A ``quick`` run is a smoke run: far too small to support or refute a paper's
+claims, so its claims are *not judged* (:attr:`Experiment.smoke_profiles`); the checks still run
+and their outcome is kept, but reports show "not judged", never PASS or FAIL.
 """
 
 from __future__ import annotations
@@ -23,7 +25,17 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-PROFILES = ("quick", "default", "paper")
+PROFILES = ("quick", "default", "paper")  # from the smallest run to the most thorough
+
+#: The verdict shown for a claim evaluated at a smoke profile.
+NOT_JUDGED = "not judged"
+
+
+def verdict(passed: bool, judged: bool = True) -> str:
+    """``"PASS"`` / ``"FAIL"``, or ``"not judged"`` for a claim checked at a smoke profile."""
+    if not judged:
+        return NOT_JUDGED
+    return "PASS" if passed else "FAIL"
 
 
 @dataclass(frozen=True)
@@ -85,6 +97,8 @@ class Experiment:
     run: Callable[[Mapping[str, Any], tuple[int, ...]], list[dict[str, Any]]]
     report: Callable[[list[dict[str, Any]], Mapping[str, Any], Path], Report]
     description: str = ""
+    #: Profiles whose runs are smoke checks: their claims are reported as not judged.
+    smoke_profiles: tuple[str, ...] = ("quick",)
 
     def __post_init__(self) -> None:
         missing = [p for p in PROFILES if p not in self.profiles]
@@ -96,3 +110,7 @@ class Experiment:
             valid = ", ".join(repr(p) for p in self.profiles)
             raise ValueError(f"unknown profile {profile!r} for {self.id}; valid profiles: {valid}")
         return self.profiles[profile]
+
+    def judged(self, profile: str) -> bool:
+        """Whether a run at ``profile`` judges the paper's claims (not a smoke profile)."""
+        return profile not in self.smoke_profiles

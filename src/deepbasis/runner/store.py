@@ -16,6 +16,15 @@ Guarantees:
 - **No silent mixing.** The file is marked as a deepbasis store (SQLite ``application_id``)
   with a schema version (``user_version``); a foreign SQLite file or a store of another schema
   version is refused with a message that says what to do, never read or extended.
+- **Damage is named, never "fixed".** A damaged file (a malformed page, a truncated file, a
+  record that is not JSON) is a :class:`StoreError` that names the file, the table and the row
+  where known, changes nothing, and points to SQLite's recovery (``.recover``); it never
+  suggests deleting anything. A store copied without its ``-shm`` file is read with the
+  records in its write-ahead log (from a private copy when it cannot be opened in place).
+- **One run per folder.** :func:`folder_lock` is an advisory lock (``fcntl.flock`` on
+  ``results.lock`` in the folder) that ``deepbasis run`` holds from opening the store to
+  writing the report: a second run on the folder (or its ``--fresh``) stops with "already
+  running in PID …" instead of computing everything twice or deleting records under the first.
 
 Examples:
     >>> import tempfile
@@ -28,8 +37,12 @@ Examples:
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import shutil
 import sqlite3
+import tempfile
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -40,6 +53,9 @@ from .spec import settings_key
 
 #: File name of the store inside an output folder.
 STORE_FILENAME = "results.sqlite"
+
+#: File name of the advisory lock a running ``deepbasis run`` holds in its folder.
+LOCK_FILENAME = "results.lock"
 
 #: Bump when the tables change incompatibly; older and newer stores are then refused.
 SCHEMA_VERSION = 1
@@ -81,6 +97,56 @@ CREATE TABLE runs (
 
 class StoreError(RuntimeError):
     """The result store cannot be opened, read or written; the message says why and what to do."""
+
+
+def recovery_hint(path: Path) -> str:
+    """How to get the records out of a damaged store (SQLite's own recovery)."""
+    return (f"Nothing was changed. SQLite can usually recover the records: `sqlite3 {path} "
+            f"\".recover\" | sqlite3 recovered.sqlite` (sqlite3 3.29 or later), then use "
+            f"recovered.sqlite as {STORE_FILENAME} in a copy of the folder; keep the damaged "
+            "file until the copy is checked.")
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str | Path) -> Iterator[None]:
+    """Hold the advisory lock of an output folder (``fcntl.flock`` on ``results.lock``).
+
+    Raises:
+        StoreError: another process holds it (the message gives its PID), or the lock file
+            cannot be created (read-only folder).
+    """
+    folder = Path(folder)
+    try:
+        import fcntl
+    except ImportError:  # no flock (Windows): no lock, as before
+        yield
+        return
+    path = folder / LOCK_FILENAME
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as error:
+        raise StoreError(
+            f"cannot open the result store in {folder} for writing: cannot create {path.name} "
+            f"({error.strerror or error}). Check that the folder exists, is writable and the "
+            "disk is not full, or choose another --out.") from error
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "an unknown process"
+        os.close(fd)
+        raise StoreError(
+            f"another `deepbasis run` is already running in PID {holder} on {folder} (it holds "
+            f"{path}); wait for it to finish, or stop it, then rerun this command: it resumes "
+            "from the records stored. Two runs on one folder would compute the same cells "
+            "twice.") from None
+    try:
+        with contextlib.suppress(OSError):  # the PID is only for the message above
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock; the file stays (removing it would race)
 
 
 @dataclass(frozen=True)
@@ -134,6 +200,12 @@ class RunInfo:
     finished_at: str | None
 
 
+def _is_corrupt(error: sqlite3.DatabaseError) -> bool:
+    """SQLite says the file is damaged (not: busy, full, read-only)."""
+    return (getattr(error, "sqlite_errorname", "") in ("SQLITE_CORRUPT", "SQLITE_NOTADB")
+            or "malformed" in str(error))
+
+
 def utc_now() -> str:
     """The current UTC time, ISO 8601 to the millisecond."""
     now = time.time()
@@ -163,6 +235,7 @@ class ResultStore:
     def __init__(self, path: str | Path, *, readonly: bool = False) -> None:
         self.path = Path(path)
         self.readonly = readonly
+        self._copy: Path | None = None  # a private copy read instead (see _connect_readonly)
         self._conn = self._connect()
         try:
             self._check_or_create()
@@ -198,11 +271,29 @@ class ResultStore:
             return conn
         except sqlite3.OperationalError:
             # A WAL database in a folder we cannot write (no -shm file can be made) opens
-            # only as immutable; fine for reading a finished store.
+            # only as immutable, which ignores the write-ahead log. When there is a log (a
+            # store copied without its -shm file, or a run still going), read a private copy
+            # of the file and its log instead, so the records in the log are seen.
             conn.close()
+            wal = self.path.with_name(self.path.name + "-wal")
+            if wal.is_file() and wal.stat().st_size > 0:
+                return self._connect_copy(wal)
             return sqlite3.connect(f"{uri}?immutable=1", uri=True, isolation_level=None)
         except sqlite3.DatabaseError:
             return conn  # not a database at all: the header check says so clearly
+
+    def _connect_copy(self, wal: Path) -> sqlite3.Connection:
+        self._copy = Path(tempfile.mkdtemp(prefix="deepbasis-store-"))
+        try:
+            shutil.copyfile(self.path, self._copy / self.path.name)
+            shutil.copyfile(wal, self._copy / wal.name)
+        except OSError as error:
+            shutil.rmtree(self._copy, ignore_errors=True)
+            raise StoreError(f"cannot read the result store {self.path}: it has a write-ahead "
+                             f"log ({wal.name}) but no -shm file, the folder is read-only, and "
+                             f"copying it failed ({error})") from error
+        uri = (self._copy / self.path.name).as_uri()
+        return sqlite3.connect(f"{uri}?mode=ro", uri=True, isolation_level=None)
 
     def _check_or_create(self) -> None:
         try:
@@ -227,12 +318,30 @@ class ResultStore:
                          ("created_at", utc_now())],
                     )
         except sqlite3.DatabaseError as error:
+            notadb = getattr(error, "sqlite_errorname", "") == "SQLITE_NOTADB"
+            if self._looks_like_ours() or (_is_corrupt(error) and not notadb):
+                raise StoreError(self._damaged("its header", error)) from error
             if isinstance(error, sqlite3.OperationalError):
                 raise StoreError(self._cannot_write(error)) from error
             raise StoreError(
-                f"{self.path} is not a deepbasis result store ({error}); move it away or choose "
-                "another output folder"
+                f"{self.path} is not a deepbasis result store ({error}); choose another output "
+                "folder (--out)"
             ) from error
+
+    def _looks_like_ours(self) -> bool:
+        """Whether the file starts as a deepbasis store does (SQLite magic and our
+        application_id at byte 68), so that damage further in is reported as damage."""
+        try:
+            with open(self.path, "rb") as handle:
+                head = handle.read(72)
+        except OSError:
+            return False
+        return (len(head) == 72 and head.startswith(b"SQLite format 3\0")
+                and int.from_bytes(head[68:72], "big") == APPLICATION_ID)
+
+    def _damaged(self, what: str, error: BaseException | str) -> str:
+        return (f"the result store {self.path} is damaged: {what} cannot be read ({error}). "
+                + recovery_hint(self.path))
 
     def _is_empty(self) -> bool:
         return self._conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
@@ -246,8 +355,8 @@ class ResultStore:
             return  # a new file: the schema is created next
         if application_id != APPLICATION_ID:
             raise StoreError(
-                f"{self.path} is an SQLite file but not a deepbasis result store; move it away "
-                "or choose another output folder"
+                f"{self.path} is an SQLite file but not a deepbasis result store; choose another "
+                "output folder (--out)"
             )
         if schema != SCHEMA_VERSION:
             created_by = self._meta("created_by") or "an unknown deepbasis version"
@@ -255,8 +364,8 @@ class ResultStore:
                 f"the result store {self.path} was written by {created_by} with store schema "
                 f"version {schema}, but deepbasis {_deepbasis_version()} reads and writes schema "
                 f"version {SCHEMA_VERSION}; records are never mixed across schemas. Use the "
-                "deepbasis version that wrote it, or move the file away (or choose another "
-                "--out) to start a new store."
+                "deepbasis version that wrote it, or choose another --out to start a new "
+                "store beside it."
             )
 
     def _meta(self, key: str) -> str | None:
@@ -277,6 +386,9 @@ class ResultStore:
     def close(self) -> None:
         """Close the file (idempotent)."""
         self._conn.close()
+        if self._copy is not None:
+            shutil.rmtree(self._copy, ignore_errors=True)
+            self._copy = None
 
     def __enter__(self) -> ResultStore:
         return self
@@ -316,11 +428,30 @@ class ResultStore:
             with self._transaction():
                 action()
         except (sqlite3.Error, OSError) as error:
+            if isinstance(error, sqlite3.DatabaseError) and _is_corrupt(error):
+                raise StoreError(
+                    f"could not store {what} in {self.path}: the file is damaged ({error}). "
+                    + recovery_hint(self.path)) from error
+            name = getattr(error, "sqlite_errorname", "")
+            if name == "SQLITE_FULL" or getattr(error, "errno", None) == 28:
+                fix = "Free disk space"
+            elif name in ("SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_PERM", "SQLITE_AUTH"):
+                fix = "Make the folder and the file writable"
+            else:
+                fix = "Free disk space or make the folder writable"
             raise StoreError(
                 f"could not store {what} in {self.path}: {error}. Nothing of it was written; "
-                "the records stored before are intact. Free disk space or make the folder "
-                "writable, then rerun the same command: it resumes where it stopped."
+                f"the records stored before are intact. {fix}, then rerun the same command: "
+                "it resumes where it stopped."
             ) from error
+
+    @contextlib.contextmanager
+    def _reading(self, what: str) -> Iterator[None]:
+        """Turn SQLite's errors while reading ``what`` into a StoreError that names it."""
+        try:
+            yield
+        except sqlite3.DatabaseError as error:
+            raise StoreError(self._damaged(what, error)) from error
 
     def _insert_record(self, row: tuple[Any, ...]) -> None:
         self._conn.execute(
@@ -400,35 +531,47 @@ class ResultStore:
 
     def experiments(self) -> list[str]:
         """Ids of the experiments with stored records or runs, sorted."""
-        rows = self._conn.execute(
-            "SELECT experiment FROM records UNION SELECT experiment FROM runs ORDER BY 1")
-        return [row[0] for row in rows]
+        with self._reading("the tables records and runs"):
+            rows = self._conn.execute(
+                "SELECT experiment FROM records UNION SELECT experiment FROM runs ORDER BY 1")
+            return [row[0] for row in rows]
 
     def count(self, experiment: str | None = None) -> int:
         """Number of stored records (of one experiment, or all)."""
-        if experiment is None:
-            return self._conn.execute("SELECT count(*) FROM records").fetchone()[0]
-        return self._conn.execute(
-            "SELECT count(*) FROM records WHERE experiment = ?", (experiment,)).fetchone()[0]
+        with self._reading("the table records"):
+            if experiment is None:
+                return self._conn.execute("SELECT count(*) FROM records").fetchone()[0]
+            return self._conn.execute(
+                "SELECT count(*) FROM records WHERE experiment = ?", (experiment,)).fetchone()[0]
 
     def done_seeds(self, experiment: str) -> dict[str, set[int]]:
         """Settings key → seeds stored, for one experiment."""
         done: dict[str, set[int]] = {}
-        for key, seed in self._conn.execute(
-                "SELECT settings, seed FROM records WHERE experiment = ?", (experiment,)):
-            done.setdefault(key, set()).add(seed)
+        with self._reading(f"the table records (experiment {experiment})"):
+            for key, seed in self._conn.execute(
+                    "SELECT settings, seed FROM records WHERE experiment = ?", (experiment,)):
+                done.setdefault(key, set()).add(seed)
         return done
 
     def records(self, experiment: str) -> Iterator[StoredRecord]:
         """Every stored record of ``experiment`` with its stamp, ordered by settings and seed."""
-        rows = self._conn.execute(
-            "SELECT settings, seed, record, deepbasis_version, torch_version, device, dtype, "
-            "wall_time, finished_at FROM records WHERE experiment = ? ORDER BY settings, seed",
-            (experiment,),
-        )
+        with self._reading(f"the table records (experiment {experiment})"):
+            rows = self._conn.execute(
+                "SELECT settings, seed, record, deepbasis_version, torch_version, device, "
+                "dtype, wall_time, finished_at FROM records WHERE experiment = ? "
+                "ORDER BY settings, seed",
+                (experiment,),
+            ).fetchall()
         for key, seed, record, *stamp in rows:
-            yield StoredRecord(experiment, json.loads(key), seed, json.loads(record),
-                               Stamp(*stamp))
+            try:
+                settings, payload = json.loads(key), json.loads(record)
+                if not isinstance(settings, dict) or not isinstance(payload, dict):
+                    raise ValueError("not a JSON object")
+            except (TypeError, ValueError) as error:
+                raise StoreError(self._damaged(
+                    f"the record of experiment {experiment}, settings {key!s:.200}, seed {seed} "
+                    "(table records)", error)) from None
+            yield StoredRecord(experiment, settings, seed, payload, Stamp(*stamp))
 
     def runs(self, experiment: str | None = None) -> list[RunInfo]:
         """The runs remembered (of one experiment, or all), oldest first."""
@@ -439,9 +582,17 @@ class ResultStore:
             query += " WHERE experiment = ?"
             args = (experiment,)
         out = []
-        for row in self._conn.execute(query + " ORDER BY id", args):
+        with self._reading("the table runs"):
+            rows = self._conn.execute(query + " ORDER BY id", args).fetchall()
+        for row in rows:
             run_id, exp, profile, params, plan, executor, version, started, finished = row
-            out.append(RunInfo(run_id, exp, profile, json.loads(params),
-                               [(key, tuple(seeds)) for key, seeds in json.loads(plan)],
-                               executor, version, started, finished))
+            try:
+                params = json.loads(params)
+                plan = [(str(key), tuple(int(s) for s in seeds)) for key, seeds in
+                        json.loads(plan)]
+            except (TypeError, ValueError) as error:
+                raise StoreError(self._damaged(
+                    f"run {run_id} of {exp} (table runs: its params or plan)", error)) from None
+            out.append(RunInfo(run_id, exp, profile, params, plan, executor, version, started,
+                               finished))
         return out

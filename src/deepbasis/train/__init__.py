@@ -1,10 +1,12 @@
-"""How a network *learns*: least squares for the head, LSGD and GD, ensembles, PINN problems."""
+"""How a network *learns*: least squares for the head, LSGD and GD, ensembles, PINN problems,
+and two-stage training of reparameterized networks."""
 
 from .ensemble import EnsembleResult, fit_ensemble
 from .fit import fit
 from .history import History
 from .lstsq import LstsqResult, design_matrix, fit_head_, lstsq, set_head_, solve_head
 from .operators import D, Identity, LinearProblem, Operator, Term
+from .pretrain import TwoStageResult, fit_two_stage, pretrain
 from .problem import Problem, Regression, head_parameters, problem_loss
 
 __all__ = [
@@ -14,6 +16,9 @@ __all__ = [
     "Identity",
     "fit",
     "fit_ensemble",
+    "fit_two_stage",
+    "pretrain",
+    "TwoStageResult",
     "solve_head",
     "LinearProblem",
     "Operator",

@@ -49,6 +49,7 @@ from .history import History
 from .loop import Callback, Metric, make_history, run_loop
 from .lstsq import head_of
 from .problem import Problem
+from .threads import check_threads, model_work, problem_rows, thread_policy
 
 
 @dataclass
@@ -93,6 +94,7 @@ def fit_ensemble(
     metrics: Mapping[str, Metric] | None = None,
     metric_every: int = 1,
     check_every: int | None = None,
+    threads: int | str | None = "auto",
 ) -> EnsembleResult:
     """Train ``make_model(seed)`` for every seed as one batched computation.
 
@@ -108,9 +110,17 @@ def fit_ensemble(
             architecture, dtype and device.
         x, y: inputs and targets, or a problem (then ``y`` is omitted), as for ``fit``.
         seeds: one seed per member (at least one).
+        threads: as for ``fit``; ``"auto"`` counts the work of every member.
 
     Returns:
         :class:`EnsembleResult` with ``models``, ``histories``, ``losses`` and ``failed``.
+
+    Raises:
+        KeyboardInterrupt: Ctrl-C (or any other exception from inside the training loop,
+            re-raised unchanged): every member is left at its last completed step with a
+            matching head, and the exception's ``result`` attribute holds the
+            :class:`EnsembleResult` so far (``stop_reason="interrupted"`` in the histories of
+            the members that were still training; see :mod:`deepbasis.train.loop`).
 
     Examples:
         >>> import math, torch
@@ -127,6 +137,7 @@ def fit_ensemble(
                               lstsq_method=lstsq_method, rcond=rcond, ridge=ridge,
                               metrics=metrics, metric_every=metric_every,
                               check_every=check_every, optimizer_options=optimizer_options)
+    check_threads(threads)
     if not callable(make_model):
         raise TypeError(f"make_model must be a callable seed -> model, got {make_model!r}")
     seeds = _check_seeds(seeds)
@@ -138,10 +149,24 @@ def fit_ensemble(
                          lstsq_method, rcond, ridge)
     settings.update(model_settings(models[0], head_of(models[0]), problem))
     settings["ensemble"] = len(models)
-    outcomes, times = run_loop(engine, steps=steps, target_loss=target_loss,
-                             callbacks=tuple(callbacks), metrics=dict(metrics or {}),
-                             metric_every=metric_every, check_every=check_every, progress=progress,
-                             desc=f"{method.upper()} ×{len(models)}")
+    try:
+        with thread_policy(threads, work=model_work(problem_rows(problem), *models),
+                           device=head_of(models[0]).weight.device):
+            outcomes, times = run_loop(engine, steps=steps, target_loss=target_loss,
+                                       callbacks=tuple(callbacks), metrics=dict(metrics or {}),
+                                       metric_every=metric_every, check_every=check_every,
+                                       progress=bool(progress),
+                                       desc=progress if isinstance(progress, str)
+                                       else f"{method.upper()} ×{len(models)}")
+    except BaseException as error:  # the members are at their last completed step
+        if hasattr(error, "_deepbasis_loop"):
+            outcomes, times = error._deepbasis_loop
+            error.result = _result(models, seeds, outcomes, times, method, settings, steps)
+        raise
+    return _result(models, seeds, outcomes, times, method, settings, steps)
+
+
+def _result(models, seeds, outcomes, times, method, settings, steps) -> EnsembleResult:
     histories = []
     for seed, outcome in zip(seeds, outcomes, strict=True):
         histories.append(make_history(outcome, times, method, {**settings, "seed": seed}))

@@ -40,6 +40,7 @@ from .history import History
 from .loop import Callback, Metric, Outcome, make_history, run_loop
 from .lstsq import head_of
 from .problem import Problem
+from .threads import check_threads, model_work, problem_rows, thread_policy
 
 
 def fit(
@@ -62,6 +63,7 @@ def fit(
     metrics: Mapping[str, Metric] | None = None,
     metric_every: int = 1,
     check_every: int | None = None,
+    threads: int | str | None = "auto",
 ) -> History:
     r"""Train a basis network with LSGD (Cyr et al. 2020, Algorithm 1) or plain GD, in place.
 
@@ -92,7 +94,8 @@ def fit(
         callbacks: callables ``callback(step, loss, model)`` run after the loss of each step is
             known and before that step's update; returning ``True`` stops training (the model
             keeps the state whose loss was passed). They force a host sync every step.
-        progress: show a tqdm progress bar (loss in the postfix every 50 steps).
+        progress: show a tqdm progress bar (loss in the postfix every 50 steps); a string
+            shows it with that label (default label: the method, e.g. ``"LSGD"``).
         target_loss: stop as soon as the loss is ≤ this value.
         lstsq_method: ``"auto"`` (default; see :func:`solve_head`), or ``"svd"``, ``"qr"``,
             ``"ridge"`` for :func:`deepbasis.lstsq` unchanged.
@@ -104,6 +107,10 @@ def fit(
         check_every: host-sync interval for target-loss, non-finite checks and the progress
             bar (default 1 on the CPU, 50 on other devices; training may run up to
             ``check_every − 1`` steps past a reached target there).
+        threads: CPU threads for the call: ``"auto"`` (default; one thread when
+            ``rows × parameters`` is below 1e9, where more threads do not help, see
+            :mod:`deepbasis.train.threads`), a positive int, or ``None`` (leave
+            ``torch.get_num_threads()`` as it is). The previous setting is restored on return.
 
     Returns:
         :class:`History` with ``steps + 1`` losses (fewer if it stopped early); ``loss[0]`` is
@@ -116,6 +123,11 @@ def fit(
         FloatingPointError: the loss became non-finite; the message names the step, the
             model is restored to the last finite state (the step before), and the exception's
             ``history`` attribute holds the history up to and including the non-finite loss.
+        KeyboardInterrupt: Ctrl-C (or any other exception from inside the loop, e.g. from a
+            callback, re-raised unchanged): the model is left at its last completed step, with
+            an LS head that matches its hidden layers, and the exception's ``history``
+            attribute holds the history up to that step (``stop_reason="interrupted"``;
+            see :mod:`deepbasis.train.loop`).
 
     Examples:
         >>> import math, torch
@@ -131,6 +143,7 @@ def fit(
                               lstsq_method=lstsq_method, rcond=rcond, ridge=ridge,
                               metrics=metrics, metric_every=metric_every,
                               check_every=check_every, optimizer_options=optimizer_options)
+    check_threads(threads)
     head = head_of(model)
     check_model_finite(model)
     problem = as_problem(model, x, y)
@@ -141,10 +154,20 @@ def fit(
     else:
         engine = SingleEngine(model, *options)
     settings.update(model_settings(model, head, problem))
-    outcomes, times = run_loop(engine, steps=steps, target_loss=target_loss,
-                             callbacks=tuple(callbacks), metrics=dict(metrics or {}),
-                             metric_every=metric_every, check_every=check_every,
-                             progress=progress, desc=method.upper())
+    try:
+        with thread_policy(threads, work=model_work(problem_rows(problem), model),
+                           device=head.weight.device):
+            outcomes, times = run_loop(engine, steps=steps, target_loss=target_loss,
+                                       callbacks=tuple(callbacks), metrics=dict(metrics or {}),
+                                       metric_every=metric_every, check_every=check_every,
+                                       progress=bool(progress),
+                                       desc=progress if isinstance(progress, str)
+                                       else method.upper())
+    except BaseException as error:  # the model is at its last completed step: say how far
+        if hasattr(error, "_deepbasis_loop"):
+            outcomes, times = error._deepbasis_loop
+            error.history = make_history(outcomes[0], times, method, settings)
+        raise
     history = make_history(outcomes[0], times, method, settings)
     if outcomes[0].stop_reason == "non-finite":
         raise _non_finite_error(outcomes[0], history, lr)

@@ -8,11 +8,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .._files import atomic_write
+
 if TYPE_CHECKING:  # matplotlib is imported on first plot, not with the package
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-STOP_REASONS = ("steps", "target_loss", "callback", "non-finite")
+STOP_REASONS = ("steps", "target_loss", "callback", "non-finite", "interrupted")
 
 
 @dataclass
@@ -33,9 +35,11 @@ class History:
         metric_steps: the steps at which ``metrics`` were evaluated.
         method: ``"lsgd"`` or ``"gd"``.
         settings: the complete, JSON-able settings of the run.
-        stop_reason: ``"steps"`` (ran them all), ``"target_loss"``, ``"callback"`` or
-            ``"non-finite"``. After ``"non-finite"`` the last loss entry is the non-finite
-            value and the model holds the state of the entry before it.
+        stop_reason: ``"steps"`` (ran them all), ``"target_loss"``, ``"callback"``,
+            ``"non-finite"`` or ``"interrupted"``. After ``"non-finite"`` the last loss entry
+            is the non-finite value and the model holds the state of the entry before it;
+            after ``"interrupted"`` (an exception left the loop, e.g. Ctrl-C) the model holds
+            the state of the last entry.
 
     Examples:
         >>> h = History(loss=[1.0, 0.5, 0.25], time=[0.0, 0.1, 0.2], method="gd")
@@ -85,7 +89,9 @@ class History:
     def save(self, path: str | Path) -> Path:
         """Write the history as JSON to ``path`` and return the path."""
         path = Path(path)
-        path.write_text(json.dumps(self.to_dict(), indent=1, allow_nan=False))
+        text = json.dumps(self.to_dict(), indent=1, allow_nan=False)
+        with atomic_write(path) as tmp:  # a failed write leaves an existing file as it was
+            tmp.write_text(text)
         return path
 
     @classmethod

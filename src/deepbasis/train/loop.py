@@ -20,11 +20,25 @@ finite state and the loss entry before the non-finite one describes it.
 synchronously and reading one costs about a microsecond; every 50 steps on accelerators, so
 the GPU queue is not drained every step). Target-loss stopping, non-finite detection and the
 progress bar act at those checks; callbacks and metrics force a check on the steps they run.
+
+**Interrupts and exceptions.** When the loop is left by an exception (Ctrl-C's
+``KeyboardInterrupt``, or an error in a callback, a metric or a forward pass), every member is
+left at its last completed step with a head that matches its hidden layers, and the histories
+so far go with the exception (:func:`deepbasis.fit` attaches ``error.history``,
+:func:`deepbasis.fit_ensemble` ``error.result``; ``stop_reason="interrupted"``). A Ctrl-C that
+arrives during an optimizer step is held until the step is complete (only in the main thread,
+and only while Python's default SIGINT handler is installed), so the hidden layers are never
+half stepped. If the last completed step's loss had not been computed yet (the interrupt came
+during its forward pass), one more forward pass computes it, and the LS head; if that pass
+fails too, is interrupted again, or gives a non-finite loss, the members fall back to the last
+snapshot (at most ``_SNAPSHOT_EVERY`` steps back) and the histories end there.
 """
 
 from __future__ import annotations
 
 import math
+import signal
+import threading
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from time import perf_counter
@@ -135,8 +149,11 @@ def run_loop(
     bar = tqdm(total=steps, desc=desc, disable=not progress, dynamic_ncols=True)
     start = perf_counter()
     k = 0
+    forwarded = -1  # the last iteration whose forward pass completed (its loss is recorded)
+    stepping = False  # inside engine.step(): the trained parameters may be half updated
+    hold = _HeldInterrupt()
     try:
-        with torch.enable_grad():
+        with torch.enable_grad(), hold:
             while True:
                 loss = engine.forward()  # (E,)
                 if k < silent_until:  # replay: the same operations, nothing recorded
@@ -149,12 +166,14 @@ def run_loop(
                     times.append(perf_counter() - start)
                 else:  # an iteration re-run after a rollback
                     recorded[k] = loss.detach()
+                forwarded = k
                 if freeze_at is not None and freeze_at[0] == k:
                     diverged = _freeze_replayed(engine, outcomes, freeze_at, loss, k)
                     freeze_at = None
                     if diverged:  # fall back to the snapshot itself for those members
                         k = _rollback(engine, snap, snap_step, diverged, outcomes, host)
                         silent_until = k
+                        forwarded = -1
                         if not any(active):
                             break
                         continue
@@ -180,9 +199,11 @@ def run_loop(
                         if step == 0:  # nothing finite to return to: restore the initial model
                             k = _rollback(engine, snap, snap_step, members, outcomes, host)
                             silent_until = k
+                            forwarded = -1
                         else:  # restore the snapshot and replay up to step - 1
                             engine.restore(snap)
                             k = max(snap_step, 0)
+                            forwarded = -1
                             del host[k:]
                             silent_until = step - 1
                             freeze_at = (step - 1, members, expected)
@@ -202,8 +223,17 @@ def run_loop(
                         snap_step, snap = k, engine.snapshot()
                 if k == steps or not any(active):
                     break
+                stepping = hold.holding = True
                 engine.step()
                 k += 1
+                stepping = hold.holding = False
+                hold.raise_held()
+    except BaseException as error:
+        clean = not stepping and freeze_at is None and k >= silent_until
+        _settle(engine, outcomes, active, recorded, host, times, start, k, forwarded, clean,
+                snap, snap_step, freeze_at)
+        error._deepbasis_loop = (outcomes, times)  # fit / fit_ensemble make the histories
+        raise
     finally:
         bar.close()
     for e, outcome in enumerate(outcomes):
@@ -211,6 +241,89 @@ def run_loop(
             outcome.loss = [row[e] for row in host[:k + 1]]
     engine.finish()
     return outcomes, times
+
+
+class _HeldInterrupt:
+    """Holds a Ctrl-C that arrives while ``holding`` (an optimizer step) until ``raise_held``.
+
+    Installed only in the main thread over Python's default SIGINT handler; anywhere else (or
+    under a handler of the caller's) signals are left alone.
+    """
+
+    def __init__(self) -> None:
+        self.holding = False
+        self.held = False
+        self.installed = False
+
+    def __enter__(self) -> _HeldInterrupt:
+        if (threading.current_thread() is threading.main_thread()
+                and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
+            signal.signal(signal.SIGINT, self._handler)
+            self.installed = True
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self.installed:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    def _handler(self, signum, frame) -> None:
+        if self.holding:
+            self.held = True
+        else:
+            signal.default_int_handler(signum, frame)
+
+    def raise_held(self) -> None:
+        if self.held:
+            self.held = False
+            raise KeyboardInterrupt
+
+
+def _settle(engine, outcomes, active, recorded, host, times, start, k, forwarded, clean, snap,
+            snap_step, freeze_at) -> None:
+    """After an exception: leave every member at its last completed step (see the module
+    docstring, "Interrupts and exceptions") and end the histories of the active ones there."""
+    try:
+        if not clean:  # half a step, or a replay towards a restored state
+            raise _FallBack
+        E = engine.n_members
+        known = k + 1 if forwarded == k else k  # losses recorded for the current state's path
+        if len(host) < known:
+            host.extend(torch.stack(recorded[len(host):known]).reshape(-1, E).tolist())
+        if forwarded != k:  # the loss of step k (and LSGD's head for it) is not computed yet
+            with torch.enable_grad():
+                values = engine.forward().detach().tolist()
+            host.append(values)
+            times.append(perf_counter() - start)
+        if any(active[e] and not math.isfinite(row[e]) for row in host[:k + 1]
+               for e in range(E)):
+            raise _FallBack
+        for e, outcome in enumerate(outcomes):
+            if active[e]:
+                outcome.loss = [row[e] for row in host[:k + 1]]
+                outcome.stop_reason = "interrupted"
+        engine.finish()
+    except BaseException:  # incl. a second Ctrl-C: the snapshot needs no computation
+        _fall_back(engine, outcomes, active, recorded, times, snap, snap_step, freeze_at)
+
+
+class _FallBack(Exception):
+    """The current state is not a completed step: return to the snapshot."""
+
+
+def _fall_back(engine, outcomes, active, recorded, times, snap, snap_step, freeze_at) -> None:
+    engine.restore(snap)
+    E = engine.n_members
+    rows = (torch.stack(recorded[:snap_step + 1]).reshape(-1, E).tolist()
+            if snap_step >= 0 else [])
+    pending = freeze_at[1] if freeze_at is not None else []
+    for e, outcome in enumerate(outcomes):
+        if active[e]:
+            outcome.loss = [row[e] for row in rows]
+            outcome.stop_reason = "interrupted"
+        elif e in pending:  # failed, and was being replayed to the step before: at the snapshot
+            outcome.restored_step = snap_step if snap_step >= 0 else None
+    del times[len(rows):]
+    engine.finish()
 
 
 def _rollback(engine, snap, snap_step, members, outcomes, host) -> int:

@@ -108,7 +108,7 @@ def lsgd_gd_time_ratio(
             else:
                 try:
                     fit(model, x, y, method=method, steps=n, lr=lr, optimizer=optimizer,
-                        lstsq_method=lstsq_method, progress=False)
+                        lstsq_method=lstsq_method, progress=False, threads=None)
                 except FloatingPointError:
                     pass  # a diverged run still cost its iterations; time is what we measure
             _synchronize(device)
