@@ -31,11 +31,17 @@ def test_quick_profile_writes_records_claims_report_and_figure(experiment_id, tm
     assert len(claims) == n_claims
     assert all(isinstance(c["passed"], bool) and c["paper"] for c in claims)
     report = (tmp_path / "report.md").read_text()
-    assert "PASS" in report or "FAIL" in report
-    # Claims and table cells must not contain a bare '|' (it would split a markdown cell).
-    for line in report.splitlines():
-        if line.startswith("| PASS") or line.startswith("| FAIL"):
-            assert line.count("|") == 6, line
+    assert "not judged" in report  # a quick run is a smoke check
+    # Claims and table cells must not contain a bare '|' (it would split a markdown cell):
+    # every row of a table has its header's number of cells.
+    lines = report.splitlines()
+    for k, line in enumerate(lines):
+        if line.startswith("|---"):
+            cells = lines[k - 1].count("|")
+            for row in lines[k + 1:]:
+                if not row.startswith("|"):
+                    break
+                assert row.count("|") == cells, row
     assert (tmp_path / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     if experiment_id == "sahs.gradient_flow":  # exact identities hold at any size
         assert claims[0]["passed"] and claims[0]["value"]["max_rel_error_beta"] <= 1e-12
