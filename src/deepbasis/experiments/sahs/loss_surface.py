@@ -391,7 +391,11 @@ def report(records: list[dict], params: Mapping[str, Any], out: Path) -> Report:
         "after GD from He-Gaussian init (ℓ small but not 0: the residual terms make the "
         "'zero' eigenvalues small but nonzero); 'GD + LS solve': the same (w, b) with (v, b₀) "
         "solved to interpolate. Cor. 3 applies where the partition is lonely, some unit is "
-        "active on all data and ℓ = 0 (column 'Cor. 3 applies').\n\n"
+        "active on all data and ℓ = 0 (column 'Cor. 3 applies'). The last-but-one columns are "
+        "the gap the tolerance must fall in: constructed points have a clean one (zeros at "
+        "rounding level, ~1e-16, nonzero ≥ ~1e-6), trained ones can have nearly dependent "
+        "Gram vectors (two breakpoints close together) with eigenvalues between 1e-11 and "
+        "1e-9, where the count depends on the tolerance.\n\n"
         + markdown_table(["case", "N", "H", "3H + 1 − N", "Cor. 3 applies", "zero counts seen",
                           "= 3H + 1 − N", "largest zero λ / max λ", "smallest nonzero λ / max λ",
                           "median ℓ"], hess_rows)
