@@ -657,16 +657,3 @@ def bdso(model: nn.Module) -> BDSO:
     return BDSO(beta, mu, orient, offset)
 
 
-def _shallow_layers(model: nn.Module) -> tuple[nn.Linear, nn.Linear]:
-    if isinstance(model, MLP) and model.depth == 1 and model.in_features == 1 \
-            and model.out_features == 1 and model.activation_name == "relu":
-        return model.layers[0], model.head
-    if isinstance(model, nn.Sequential):
-        mods = [m for m in _flatten(model) if not isinstance(m, nn.Identity)]
-        if (len(mods) == 3 and isinstance(mods[0], nn.Linear) and isinstance(mods[1], nn.ReLU)
-                and isinstance(mods[2], nn.Linear) and mods[0].in_features == 1
-                and mods[2].out_features == 1 and mods[0].bias is not None
-                and mods[2].bias is not None):
-            return mods[0], mods[2]
-    raise ValueError("need a shallow network Linear(1, H) → ReLU → Linear(H, 1) with biases (an "
-                     "MLP with depth=1, in_features=1, out_features=1, activation='relu')")

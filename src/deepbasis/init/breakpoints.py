@@ -21,7 +21,8 @@ import torch
 from torch import nn
 
 from .._checks import GeneratorLike, as_generator
-from ..analysis.spline import Spline, _flatten, _shallow_layers
+from ..analysis.shallow import shallow_layers
+from ..analysis.spline import Spline, _flatten
 from ..nn.mlp import MLP
 
 
@@ -35,7 +36,7 @@ def _affine(model: nn.Module) -> tuple[float, float]:
 
 def _set_units(model, w, b, v, offset) -> None:
     """Write user-x parameters (w, b: the unit is v ReLU(w x + b)) into the shallow network."""
-    first, head = _shallow_layers(model)
+    first, head = shallow_layers(model)
     lo, width = _affine(model)
     # In normalized coordinates x = lo + width x̃: w̃ = w width, b̃ = b + w lo.
     first.weight.copy_((w * width)[:, None].to(first.weight))
@@ -92,7 +93,7 @@ def uniform_breakpoints_(module: nn.Module, lower: float | None = None,
     """
     lower, upper = _range(module, lower, upper)
     gen = as_generator(generator)
-    first, head = _shallow_layers(module)
+    first, head = shallow_layers(module)
     lo, width = _affine(module)
     w = first.weight.detach()[:, 0].to(torch.float64) / width  # user-x slopes
     v = head.weight.detach()[0].to(torch.float64)
@@ -156,7 +157,7 @@ def set_spline_(module: nn.Module, spline: Spline, *, balanced: bool = True) -> 
     scale is free (α-symmetry): ``balanced=True`` takes :math:`|w_i| = |v_i| = \sqrt{|μ_i|}`
     (1 where μ = 0), else :math:`w_i = 1`. Left of :math:`t_0` the network is constant.
     """
-    first, _ = _shallow_layers(module)
+    first, _ = shallow_layers(module)
     if spline.out_features != 1:
         raise ValueError("set_spline_ needs a spline with one output")
     width = first.out_features
@@ -208,7 +209,7 @@ def spiky_(module: nn.Module, lower: float = -2.0, upper: float = 2.0, *, breakp
     target = random_cpwl(lower, upper, breakpoints=breakpoints, value_range=value_range,
                          generator=gen)
     try:
-        _shallow_layers(module)
+        shallow_layers(module)
     except ValueError:
         return _pretrain(module, target, pretrain_epochs, lr, points)
     return set_spline_(module, target)
