@@ -37,6 +37,7 @@ _POOR_FIT = 0.9  # held-out RMSE / target std above which fit warns (the mean gi
 _EXPLODE = 3.0  # predictions beyond the target range by this many spans "explode"
 _VALIDATE_EVERY = 5  # steps between held-out evaluations (early stopping)
 _TOLERANCE = 1e-4  # relative decrease of the held-out error that counts as an improvement
+_RACE_ROWS = 4000  # above this many training rows, candidates race on a subset of this size
 
 
 class PoorFitWarning(UserWarning):
@@ -81,6 +82,11 @@ class BasisRegressor(RegressorMixin, BaseEstimator):
     held-out RMSE exceeds 0.9 × the target's standard deviation, ``fit`` warns
     (:class:`PoorFitWarning`) and says what to try. ``predict(X, return_std=True)`` gives a
     predictive standard deviation from the Bayesian view of the head.
+
+    **Many rows.** With several candidates and more than 4,000 training rows, the candidates
+    race on a random subset of 4,000 training rows (each stopped early); only the winner then
+    trains on every training row, from the state it reached, again with early stopping. This
+    keeps the cost of choosing an activation independent of the number of rows.
 
     **Defaults** (width 32, depth 4, residual Box init, LSGD, 1000 steps, learning rate 5e-3,
     float64, ReLU-or-tanh) were chosen on the targets of ``benchmarks/bench_estimator.py``;
@@ -131,7 +137,8 @@ class BasisRegressor(RegressorMixin, BaseEstimator):
             ``y`` averaged over outputs (``None`` with a single candidate).
         best_member_: index into ``candidates_`` of the kept network.
         n_iter_: the training step whose state was kept (the best held-out error with early
-            stopping; the last step otherwise).
+            stopping; the last step otherwise); after a race on a subset (many rows), the
+            steps of the race plus those on every row.
         noise_std_: the noise level σ of each output (units of ``y``): the kept network's RMS
             error on the held-out rows (GCV's ‖r‖² / (N − tr H) without held-out rows).
         head_ridge_: the λ of the final head of each output (standardized targets, unscaled
@@ -329,9 +336,15 @@ class BasisRegressor(RegressorMixin, BaseEstimator):
             w_val = torch.ones(len(val), dtype=dtype, device=device) if w is None else w[val]
             monitor = _Monitor(x[val], z[val], w_val, settings["n_iter_no_change"],
                                settings["early_stopping"])
+            # Many rows: the candidates race on a random subset of the training rows, and only
+            # the winner goes on to train on all of them (a step costs in proportion to rows).
+            race = several and len(tr) > _RACE_ROWS
+            rows = tr[torch.as_tensor(np.sort(rng.choice(len(tr), _RACE_ROWS, replace=False)),
+                                      device=device)] if race else tr
             trained = []
             for activation in activations:
-                trained += self._train(activation, x[tr], z[tr], w_tr, m, train, monitor)
+                trained += self._train(activation, x[rows], z[rows],
+                                       None if w is None else w[rows], m, train, monitor)
             errors_z = np.stack([monitor.final_error(one) for one, _ in trained])  # (C, m)
             self.validation_mse_ = (errors_z * scale**2).mean(axis=1)  # in units of y
             probes = _probe_points(X[~val_rows], rng, dtype, device)
@@ -353,6 +366,17 @@ class BasisRegressor(RegressorMixin, BaseEstimator):
             model, history = trained[self.best_member_]
             self.n_iter_ = monitor.best_step(model, len(history.loss) - 1)
             validation_z = errors_z[self.best_member_]
+            if race:
+                raced = copy.deepcopy(model.state_dict())
+                final = _Monitor(x[val], z[val], w_val, settings["n_iter_no_change"],
+                                 settings["early_stopping"])
+                history = self._continue(model, x[tr], z[tr], w_tr, train, final)
+                if _explodes(model, probes, z.amin(dim=0), z.amax(dim=0)) and \
+                        not exploded[self.best_member_]:
+                    model.load_state_dict(raced)  # the raced state was in range: keep it
+                else:
+                    self.n_iter_ += final.best_step(model, len(history.loss) - 1)
+                    validation_z = final.final_error(model)
             # The basis was chosen on held-out rows; its head may now use every row, unless
             # that makes it leave the targets' range where the training rows' head did not.
             kept_head = copy.deepcopy(model.head.state_dict())
@@ -474,6 +498,20 @@ class BasisRegressor(RegressorMixin, BaseEstimator):
             for model, _ in result:
                 monitor.restore(model)
         return result
+
+    def _continue(self, model, x, z, w, train, monitor) -> History:
+        """Train ``model`` further on (x, z), from its current state (the winner of a race)."""
+        from ..train.fit import fit
+
+        data = (x, z) if w is None else (_WeightedRegression(x, z, w),)
+        try:
+            history = fit(model, *data, callbacks=(monitor,), **train)
+        except FloatingPointError as error:
+            warnings.warn(f"{error} BasisRegressor keeps that restored model.", RuntimeWarning,
+                          stacklevel=4)
+            history = error.history
+        monitor.restore(model)
+        return history
 
     @torch.no_grad()
     def _solve_head(self, model: MLP, x, z, w, head: str) -> None:
