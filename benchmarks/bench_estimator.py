@@ -311,7 +311,8 @@ def _polynomial(X, y, seed):
     from sklearn.preprocessing import PolynomialFeatures
 
     d = X.shape[1]
-    degrees = [k for k in range(1, 16) if comb(d + k, k) <= min(2000, 2 * len(X))]
+    limit = min(2000, 2 * len(X)) if len(X) <= 10_000 else 500  # features; bounds the cost
+    degrees = [k for k in range(1, 16) if comb(d + k, k) <= limit]
     pipeline = make_pipeline(StandardScaler(), PolynomialFeatures(), StandardScaler(),
                              RidgeCV(alphas=np.logspace(-10, 3, 27)))
     search = GridSearchCV(pipeline, {"polynomialfeatures__degree": degrees}, cv=5)

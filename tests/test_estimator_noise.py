@@ -178,7 +178,7 @@ def test_early_stopping_off_trains_every_step():
     regressor = BasisRegressor(width=8, depth=2, steps=50, activation="relu",
                                early_stopping=False, random_state=3).fit(X, y)
     assert regressor.n_iter_ == 50 and len(regressor.history_.loss) == 51
-    assert not hasattr(regressor, "_validation_mask")  # one candidate: every row trains
+    assert regressor._validation_mask is None  # one candidate: every row trains
 
 
 @pytest.mark.parametrize("seed", SEEDS)

@@ -308,6 +308,7 @@ class BasisRegressor(RegressorMixin, BaseEstimator):
                  "progress": bool(self.progress),
                  "lstsq_method": "gcv" if head == "gcv" else "auto"}
         validation_z = None  # per-output validation MSE of the kept network, standardized
+        self._validation_mask = None  # (N,) the held-out rows, when rows are held out
         if constant.all():
             # Nothing to learn: the head is zero and the bias holds the mean (folded below).
             model = self._make_model(self.seeds_[0], m, activations[0])
@@ -348,7 +349,7 @@ class BasisRegressor(RegressorMixin, BaseEstimator):
             errors_z = np.stack([monitor.final_error(one) for one, _ in trained])  # (C, m)
             self.validation_mse_ = (errors_z * scale**2).mean(axis=1)  # in units of y
             probes = _probe_points(X[~val_rows], rng, dtype, device)
-            span = (float(z.min()), float(z.max()))
+            span = (float(z[:, 0].min()), float(z[:, 0].max()))  # for the message
             exploded = [_explodes(one, probes, z.amin(dim=0), z.amax(dim=0)) for one, _ in
                         trained]
             ranking = np.where(np.isfinite(self.validation_mse_), self.validation_mse_, np.inf)
@@ -359,8 +360,8 @@ class BasisRegressor(RegressorMixin, BaseEstimator):
                     "every candidate network predicts values far outside the range of the "
                     f"training targets ({span[0] * scale[0] + mean[0]:.4g} … "
                     f"{span[1] * scale[0] + mean[0]:.4g}) between the training points; the "
-                    "kept one is not to be trusted there. Try head='gcv', a smaller network "
-                    "(width=8, depth=2), activation='relu', or more rows.",
+                    "kept one is not to be trusted there. Try a smaller network (width=8, "
+                    "depth=2), activation='relu', more rows, or head='gcv' if it was off.",
                     PoorFitWarning, stacklevel=2)
             self.best_member_ = int(np.argmin(ranking))
             model, history = trained[self.best_member_]
@@ -408,7 +409,8 @@ class BasisRegressor(RegressorMixin, BaseEstimator):
 
         With ``return_std=True``, also the predictive standard deviation of a new observation
         at each row, of the same shape: from the Bayesian view of the last layer (the basis Φ
-        fixed, the head's Gaussian posterior under its ridge prior, Tipping & Bishop / MacKay),
+        fixed, the head's Gaussian posterior under its ridge prior: Bayesian linear regression on
+        the network's last-layer features, MacKay 1992; Snoek et al. 2015, "DNGO"),
 
         .. math:: \\operatorname{std}(x)^2 = σ^2 + a(x)^T C\\, a(x),
             \\qquad C = σ^2 (A^T W A + λ I)^{-1}, \\quad a(x) = [Φ(x), 1],
