@@ -10,14 +10,14 @@ Prints test RMSE / std (the function error on a noise-free test set for syntheti
 time (CPU seconds of the process, which with one thread is the time on one free core even
 when the machine is shared), median of 3 splits; see ``regressor_suite`` below.
 
-  /work/venv/bin/python benchmarks/bench_estimator.py                       (hours on 2 busy cores)
+  /work/venv/bin/python benchmarks/bench_estimator.py                (hours on 2 busy cores)
   /work/venv/bin/python benchmarks/bench_estimator.py --splits 1 --rows sin,franke
   /work/venv/bin/python benchmarks/bench_estimator.py --quick     (1 split, no 50,000-row row)
 
 ``--suite networks``: the estimator's defaults vs. the same-size MLP trained the usual ways:
 
   /work/venv/bin/python benchmarks/bench_estimator.py --suite networks          (≈ 8 min)
-  /work/venv/bin/python benchmarks/bench_estimator.py --suite networks --quick  (one seed, 200 steps)
+  /work/venv/bin/python benchmarks/bench_estimator.py --suite networks --quick  (1 seed, 200 steps)
 
 The rest of this docstring describes the networks suite.
 
@@ -392,7 +392,7 @@ def regressor_suite(args) -> None:
           f"of {args.splits} split(s); median fit time in CPU seconds; one thread each.\n")
     print("| data | " + " | ".join(MODELS[k][0] for k in models) + " | ours / best |")
     print("|---|" + "---|" * (len(models) + 1))
-    for row, label, against, errors, seconds, notes in table:
+    for _, label, _, errors, seconds, notes in table:
         cells, medians = [], {}
         for key in models:
             if errors[key]:

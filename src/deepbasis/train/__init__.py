@@ -3,8 +3,16 @@
 from .ensemble import EnsembleResult, fit_ensemble
 from .fit import fit
 from .history import History
-from .lstsq import (GCVResult, LstsqResult, design_matrix, fit_head_, gcv_lstsq, lstsq, set_head_,
-                    solve_head)
+from .lstsq import (
+    GCVResult,
+    LstsqResult,
+    design_matrix,
+    fit_head_,
+    gcv_lstsq,
+    lstsq,
+    set_head_,
+    solve_head,
+)
 from .operators import D, Identity, LinearProblem, Operator, Term
 from .problem import Problem, Regression, head_parameters, problem_loss
 

@@ -216,7 +216,7 @@ def gcv_lstsq(A: torch.Tensor, b: torch.Tensor, rcond: float | None = None,
         outside = ((b - U @ c) ** 2).sum(dim=-2)  # (..., m)
     # Everything after the factorization works on k·(w + m) numbers per matrix: NumPy on the
     # host is several times faster there than a dozen small tensor operations.
-    batch, m = A.shape[:-2], b.shape[-1]
+    batch = A.shape[:-2]
     host = lambda t: t.reshape(-1, *t.shape[len(batch):]).to("cpu", torch.float64).numpy()  # noqa: E731
     S_, Vh_, c_, out_ = host(S), host(Vh), host(c), host(outside)  # (B,k) (B,k,w) (B,k,m) (B,m)
     kept = S_ > rcond * S_[:, :1]  # (B, k)
