@@ -1,7 +1,25 @@
-"""BasisRegressor defaults vs. the same-size MLP trained the usual ways: test error, side by side.
+"""BasisRegressor against the regressors people use, and against the same-size MLP.
 
-Run:  /work/venv/bin/python benchmarks/bench_estimator.py            (≈ 8 min on 2 busy cores)
-      /work/venv/bin/python benchmarks/bench_estimator.py --quick    (one seed, 200 steps)
+Two suites, side by side in one run each, one thread per model:
+
+``--suite regressors`` (the default; issue 15): BasisRegressor() against a Gaussian process
+(ARD RBF + white noise), kernel ridge with a cross-validated RBF kernel, polynomial features +
+RidgeCV, HistGradientBoosting and MLPRegressor (adam and lbfgs) on sin(2πx) and Franke with and
+without noise σ = 0.01, make_friedman1/2/3, load_diabetes and Friedman 1 at 50,000 rows.
+Prints test RMSE / std (the function error on a noise-free test set for synthetic data) and fit
+time (CPU seconds of the process, which with one thread is the time on one free core even
+when the machine is shared), median of 3 splits; see ``regressor_suite`` below.
+
+  /work/venv/bin/python benchmarks/bench_estimator.py                (hours on 2 busy cores)
+  /work/venv/bin/python benchmarks/bench_estimator.py --splits 1 --rows sin,franke
+  /work/venv/bin/python benchmarks/bench_estimator.py --quick     (1 split, no 50,000-row row)
+
+``--suite networks``: the estimator's defaults vs. the same-size MLP trained the usual ways:
+
+  /work/venv/bin/python benchmarks/bench_estimator.py --suite networks          (≈ 8 min)
+  /work/venv/bin/python benchmarks/bench_estimator.py --suite networks --quick  (1 seed, 200 steps)
+
+The rest of this docstring describes the networks suite.
 
 Targets on [0, 1] and [0, 1]² of different character: smooth, kinked, discontinuous and
 oscillatory, in 1-D (256 random training points) and 2-D (1024). Test error is the RMSE on a
@@ -132,15 +150,27 @@ BASELINES = ("Adam MLP", "sklearn MLP")  # the ratio columns
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=1000)
-    parser.add_argument("--width", type=int, default=32)
-    parser.add_argument("--depth", type=int, default=4)
-    parser.add_argument("--quick", action="store_true", help="one seed, 200 steps")
+    parser.add_argument("--suite", choices=("regressors", "networks"), default="regressors")
+    parser.add_argument("--seeds", type=int, default=3, help="networks suite: seeds")
+    parser.add_argument("--steps", type=int, default=1000, help="networks suite: steps")
+    parser.add_argument("--width", type=int, default=32, help="networks suite: width")
+    parser.add_argument("--depth", type=int, default=4, help="networks suite: depth")
+    parser.add_argument("--splits", type=int, default=3, help="regressors suite: splits")
+    parser.add_argument("--rows", default=None,
+                        help="regressors suite: comma-separated row keys (" + ", ".join(ROWS)
+                        + "); default all")
+    parser.add_argument("--models", default=None,
+                        help="regressors suite: comma-separated model keys (" +
+                        ", ".join(MODELS) + "); default all")
+    parser.add_argument("--quick", action="store_true",
+                        help="networks: one seed, 200 steps; regressors: one split, no 50k row")
     args = parser.parse_args()
+    torch.set_num_threads(1)  # every contestant on one core, like-for-like
+    if args.suite == "regressors":
+        regressor_suite(args)
+        return
     if args.quick:
         args.seeds, args.steps = 1, 200
-    torch.set_num_threads(1)  # every contestant on one core, like-for-like
     start = time.perf_counter()
     rows = []
     with threadpool_limits(1):
@@ -183,6 +213,198 @@ def main() -> None:
               f"{geo:.1f}×, BasisRegressor more accurate on {sum(v > 1 for v in values)} of "
               f"{len(values)} targets")
     print(f"total wall time: {time.perf_counter() - start:.0f} s")
+
+
+# --- the regressors suite (issue 15) ----------------------------------------------------------
+
+
+def _sin_data(noise: float):
+    def make(seed):
+        rng = np.random.default_rng(seed)
+        X = rng.uniform(0.0, 1.0, size=(256, 1))
+        f = lambda x: np.sin(2 * np.pi * x[:, 0])  # noqa: E731
+        test = np.linspace(0.0, 1.0, 2001)[:, None]
+        return X, f(X) + noise * rng.standard_normal(len(X)), test, f(test)
+    return make
+
+
+def _franke_data(noise: float):
+    def make(seed):
+        rng = np.random.default_rng(seed)
+        X = rng.uniform(0.0, 1.0, size=(500, 2))
+        g = np.linspace(0.0, 1.0, 71)
+        test = np.stack(np.meshgrid(g, g), axis=-1).reshape(-1, 2)
+        return X, franke(X) + noise * rng.standard_normal(len(X)), test, franke(test)
+    return make
+
+
+def _friedman_data(which: int, n: int, noise: float, **options):
+    from sklearn import datasets
+
+    maker = getattr(datasets, f"make_friedman{which}")
+
+    def make(seed):
+        X, y = maker(n_samples=n, noise=noise, random_state=seed, **options)
+        test, truth = maker(n_samples=min(n, 10000), noise=0.0, random_state=10_000 + seed,
+                            **options)
+        return X, y, test, truth  # the test targets are the noise-free function
+    return make
+
+
+def _diabetes_data(seed):
+    from sklearn.datasets import load_diabetes
+    from sklearn.model_selection import train_test_split
+
+    X, y = load_diabetes(return_X_y=True)
+    X, test, y, truth = train_test_split(X, y, test_size=0.25, random_state=seed)
+    return X, y, test, truth  # real data: the test targets are noisy observations
+
+
+# key: (label, make(seed) -> (X, y, X_test, y_test), what the error is measured against)
+ROWS = {
+    "sin": ("sin(2πx), 256 rows", _sin_data(0.0), "function"),
+    "sin-noise": ("sin(2πx) + noise 0.01", _sin_data(0.01), "function"),
+    "franke": ("Franke, 500 rows", _franke_data(0.0), "function"),
+    "franke-noise": ("Franke + noise 0.01", _franke_data(0.01), "function"),
+    "friedman1": ("make_friedman1 (1000, noise 1)", _friedman_data(1, 1000, 1.0), "function"),
+    "friedman2": ("make_friedman2 (1000)", _friedman_data(2, 1000, 0.0), "function"),
+    "friedman3": ("make_friedman3 (1000)", _friedman_data(3, 1000, 0.0), "function"),
+    "diabetes": ("load_diabetes (331 train rows)", _diabetes_data, "held-out y"),
+    "friedman1-50k": ("Friedman 1, 50,000 × 8, noise 1",
+                      _friedman_data(1, 50_000, 1.0, n_features=8), "function"),
+}
+LARGE = 20_000  # rows above which the O(n²)-memory kernel methods are not run
+
+
+def _scaled(model):
+    return TransformedTargetRegressor(make_pipeline(StandardScaler(), model),
+                                      transformer=StandardScaler())
+
+
+def _gp(X, y, seed):
+    from sklearn.gaussian_process import GaussianProcessRegressor
+    from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel
+
+    d = X.shape[1]
+    kernel = (ConstantKernel(1.0) * RBF(length_scale=np.ones(d), length_scale_bounds=(1e-3, 1e3))
+              + WhiteKernel(1e-3, noise_level_bounds=(1e-12, 1e1)))
+    gp = GaussianProcessRegressor(kernel, normalize_y=True, n_restarts_optimizer=2,
+                                  random_state=seed)
+    return make_pipeline(StandardScaler(), gp).fit(X, y)
+
+
+def _kernel_ridge(X, y, seed):
+    from sklearn.kernel_ridge import KernelRidge
+    from sklearn.model_selection import GridSearchCV
+
+    grid = {"regressor__kernelridge__alpha": np.logspace(-8, 0, 9),
+            "regressor__kernelridge__gamma": np.logspace(-3, 1, 9) / X.shape[1]}
+    search = GridSearchCV(_scaled(KernelRidge(kernel="rbf")), grid, cv=5)
+    return search.fit(X, y)
+
+
+def _polynomial(X, y, seed):
+    from math import comb
+
+    from sklearn.linear_model import RidgeCV
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.preprocessing import PolynomialFeatures
+
+    d = X.shape[1]
+    limit = min(2000, 2 * len(X)) if len(X) <= 10_000 else 500  # features; bounds the cost
+    degrees = [k for k in range(1, 16) if comb(d + k, k) <= limit]
+    pipeline = make_pipeline(StandardScaler(), PolynomialFeatures(), StandardScaler(),
+                             RidgeCV(alphas=np.logspace(-10, 3, 27)))
+    search = GridSearchCV(pipeline, {"polynomialfeatures__degree": degrees}, cv=5)
+    return search.fit(X, y)
+
+
+def _hist_gradient_boosting(X, y, seed):
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    return HistGradientBoostingRegressor(random_state=seed).fit(X, y)
+
+
+def _mlp(solver):
+    def run(X, y, seed):
+        mlp = MLPRegressor(solver=solver, max_iter=2000, random_state=seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            return _scaled(mlp).fit(X, y)
+    return run
+
+
+def _basis(X, y, seed):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = BasisRegressor(random_state=seed).fit(X, y)
+    model.warned_ = [str(w.message)[:60] for w in caught]
+    return model
+
+
+MODELS = {
+    "basis": ("BasisRegressor()", _basis),
+    "gp": ("GP (ARD RBF + White)", _gp),
+    "krr": ("KernelRidge (CV RBF)", _kernel_ridge),
+    "poly": ("poly + RidgeCV", _polynomial),
+    "hgb": ("HistGradientBoosting", _hist_gradient_boosting),
+    "adam": ("MLPRegressor adam", _mlp("adam")),
+    "lbfgs": ("MLPRegressor lbfgs", _mlp("lbfgs")),
+}
+
+
+def regressor_suite(args) -> None:
+    rows = list(ROWS) if args.rows is None else args.rows.split(",")
+    models = list(MODELS) if args.models is None else args.models.split(",")
+    if args.quick:
+        args.splits = 1
+        rows = [r for r in rows if r != "friedman1-50k"] if args.rows is None else rows
+    for key in rows + models:
+        if key not in ROWS and key not in MODELS:
+            raise SystemExit(f"unknown row or model {key!r}")
+    start = time.perf_counter()
+    table = []
+    with threadpool_limits(1):
+        for row in rows:
+            label, make, against = ROWS[row]
+            errors = {key: [] for key in models}
+            seconds = {key: [] for key in models}
+            notes = {key: "" for key in models}
+            for split in range(args.splits):
+                X, y, test, truth = make(split)
+                spread = float(np.std(truth))
+                for key in models:
+                    if key in ("gp", "krr") and len(X) > LARGE:
+                        notes[key] = "not run (O(n²) memory)"
+                        continue
+                    tic = time.process_time()  # CPU time: the machine may be shared
+                    model = MODELS[key][1](X, y, split)
+                    seconds[key].append(time.process_time() - tic)
+                    errors[key].append(rmse(model.predict(test), truth) / spread)
+                    if getattr(model, "warned_", None):
+                        notes[key] = "warned"
+                    print(f"  {row} split {split} {key}: {errors[key][-1]:.3e} "
+                          f"({seconds[key][-1]:.1f} s){' ' + notes[key] if notes[key] else ''}",
+                          flush=True)
+            table.append((row, label, against, errors, seconds, notes))
+    print()
+    print(f"Test RMSE / std of the test targets (noise-free function for synthetic rows), median "
+          f"of {args.splits} split(s); median fit time in CPU seconds; one thread each.\n")
+    print("| data | " + " | ".join(MODELS[k][0] for k in models) + " | ours / best |")
+    print("|---|" + "---|" * (len(models) + 1))
+    for _, label, _, errors, seconds, notes in table:
+        cells, medians = [], {}
+        for key in models:
+            if errors[key]:
+                medians[key] = float(np.median(errors[key]))
+                cells.append(f"{medians[key]:.2e} ({np.median(seconds[key]):.1f} s)")
+            else:
+                cells.append(notes[key] or "–")
+        best = min(medians.values()) if medians else math.nan
+        ours = medians.get("basis", math.nan)
+        ratio = f"{ours / best:.2f}×" if best > 0 else "–"
+        print(f"| {label} | " + " | ".join(cells) + f" | {ratio} |")
+    print(f"\ntotal wall time: {time.perf_counter() - start:.0f} s")
 
 
 if __name__ == "__main__":

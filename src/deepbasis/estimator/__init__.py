@@ -21,6 +21,7 @@ _LAZY = {
     "load_model": "regressor",
     "read_description": "io",
     "ModelFileError": "io",
+    "PoorFitWarning": "regressor",
     "read_table": "data",
     "write_table": "data",
     "DataError": "data",

@@ -98,7 +98,10 @@ def fit_command(
     y = table.targets[:, 0] if table.targets.shape[1] == 1 else table.targets
     if "," in activation:
         activation = tuple(names)
+    # Early stopping holds rows out of training; a single network on 2 training rows has none
+    # to spare, so it trains on both (the minimum above stays 2 for one candidate).
     estimator = BasisRegressor(width=width, depth=depth, steps=steps, lr=lr,
+                               early_stopping=len(train) >= 3,
                                activation=activation, ensemble=ensemble, random_state=seed,
                                dtype=dtype, device=device, progress=progress,
                                threads="auto" if threads is None else threads)

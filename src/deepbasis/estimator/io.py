@@ -139,6 +139,8 @@ def save_model(estimator, path: str | Path, **extra) -> Path:
             "best_member": int(estimator.best_member_),
             "validation_mse": (None if estimator.validation_mse_ is None
                                else _floats(estimator.validation_mse_)),
+            # Optional (absent in files of earlier versions): early stopping and uncertainty.
+            **_optional_fitted(estimator),
         },
         "history": _history_to_dict(estimator.history_),
         "extra": json.loads(json.dumps(extra, default=_json_default)),
@@ -160,6 +162,19 @@ def save_model(estimator, path: str | Path, **extra) -> Path:
     with atomic_write(path) as temporary:
         save_file(tensors, str(temporary), metadata=metadata)
     return path
+
+
+def _optional_fitted(estimator) -> dict:
+    """``n_iter``, ``noise_std``, ``head_ridge``, ``head_covariance`` when the estimator has
+    them (for ``predict(return_std=True)`` after loading)."""
+    fields = {}
+    if getattr(estimator, "n_iter_", None) is not None:
+        fields["n_iter"] = int(estimator.n_iter_)
+    for name in ("noise_std", "head_ridge", "head_covariance"):
+        value = getattr(estimator, f"{name}_", None)
+        if value is not None:
+            fields[name] = np.asarray(value, dtype=np.float64).tolist()
+    return fields
 
 
 def read_description(path: str | Path) -> dict:

@@ -21,23 +21,39 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from .._checks import check_choice
 from ..init import INITIALIZERS, initialize_
 from ..nn.mlp import ACTIVATIONS, MLP
 from ..train.history import History
-from ..train.lstsq import fit_head_
+from ..train.lstsq import design_matrix, gcv_lstsq, lstsq, set_head_
+from ..train.problem import Regression
 from ..train.threads import check_threads, thread_policy
 from .io import DTYPES, ModelFileError, read_model_file, save_model
 
 METHODS = ("lsgd", "gd")
+HEADS = ("gcv", "lstsq")
 AUTO_ACTIVATIONS = ("relu", "tanh")  # what activation="auto" chooses from
+_POOR_FIT = 0.9  # held-out RMSE / target std above which fit warns (the mean gives ~1)
+_EXPLODE = 3.0  # predictions beyond the target range by this many spans "explode"
+_VALIDATE_EVERY = 5  # steps between held-out evaluations (early stopping)
+_TOLERANCE = 1e-4  # relative decrease of the held-out error that counts as an improvement
+_RACE_ROWS = 4000  # above this many training rows, candidates race on a subset of this size
+
+
+class PoorFitWarning(UserWarning):
+    """The fitted model explains little of the target, or is not to be trusted between the
+    training points (see :meth:`BasisRegressor.fit`)."""
+
+
+#: Private attributes that ``fit`` sets beside the learned ones.
+_PRIVATE_STATE = ("_target_is_1d", "_validation_mask")
 
 
 def _learned(name: str) -> bool:
     """Attributes that ``fit`` sets (scikit-learn's trailing underscore, and private state)."""
-    return (name.endswith("_") and not name.startswith("__")) or name == "_target_is_1d"
+    return (name.endswith("_") and not name.startswith("__")) or name in _PRIVATE_STATE
 
 
 def _all_or_nothing(fit):
@@ -85,6 +101,20 @@ class BasisRegressor(RegressorMixin, BaseEstimator):
     network, not a mean: it is as cheap to evaluate, save and analyse as a single fit. Pass one
     name (``activation="relu"``) to train a single network on every row.
 
+    **Noise, early stopping, saying no.** By default (``head="gcv"``) every head solve is a
+    ridge solve with λ chosen by generalized cross-validation, and each candidate is stopped
+    early on the held-out rows and returned to its best state (``n_iter_``). A candidate whose
+    predictions leave the targets' range (by more than 3× its width) at the training points,
+    between them or across the training box (1-2 inputs) is not kept; if the kept network's
+    held-out RMSE exceeds 0.9 × the target's standard deviation, ``fit`` warns
+    (:class:`PoorFitWarning`) and says what to try. ``predict(X, return_std=True)`` gives a
+    predictive standard deviation from the Bayesian view of the head.
+
+    **Many rows.** With several candidates and more than 4,000 training rows, the candidates
+    race on a random subset of 4,000 training rows (each stopped early); only the winner then
+    trains on every training row, from the state it reached, again with early stopping. This
+    keeps the cost of choosing an activation independent of the number of rows.
+
     **Defaults** (width 32, depth 4, residual Box init, LSGD, 1000 steps, learning rate 5e-3,
     float64, ReLU-or-tanh) were chosen on the targets of ``benchmarks/bench_estimator.py``;
     they fit ~1000 points in a few seconds on one CPU core.
@@ -101,8 +131,18 @@ class BasisRegressor(RegressorMixin, BaseEstimator):
         steps: training iterations (full batch).
         lr: Adam learning rate.
         ensemble: members E per activation, trained in one batch (see above).
-        validation_fraction: share of rows held out to choose among candidates (used only when
-            there is more than one).
+        validation_fraction: share of the (distinct) rows held out, to choose among candidates
+            and for early stopping (no rows are held out with one candidate and
+            ``early_stopping=False``).
+        head: ``"gcv"`` (default): every least-squares solve of the head is Tikhonov
+            regularized, λ chosen on each solve by generalized cross-validation
+            (:func:`deepbasis.train.lstsq.gcv_lstsq`; λ ≈ 0 on noise-free data, so smooth
+            targets keep their accuracy, and λ ≈ noise/signal on noisy data, so noise is not
+            memorized); ``"lstsq"``: minimum-norm least squares (the paper's LSGD).
+        early_stopping: stop each candidate when its held-out error has not improved (by a
+            relative 1e-4, checked every 5 steps) for ``n_iter_no_change`` steps, and keep the
+            state with the lowest held-out error (hidden layers and their head).
+        n_iter_no_change: the patience of early stopping, in training steps.
         random_state: ``None``, an int, or a ``numpy.random.RandomState``: seeds the
             initialization, the member seeds and the validation split.
         dtype: ``"float64"`` (default; needed for errors below ~1e-6) or ``"float32"``.
@@ -126,6 +166,16 @@ class BasisRegressor(RegressorMixin, BaseEstimator):
         validation_mse_: validation mean squared error of every candidate, in the units of
             ``y`` averaged over outputs (``None`` with a single candidate).
         best_member_: index into ``candidates_`` of the kept network.
+        n_iter_: the training step whose state was kept (the best held-out error with early
+            stopping; the last step otherwise); after a race on a subset (many rows), the
+            steps of the race plus those on every row.
+        noise_std_: the noise level σ of each output (units of ``y``): the kept network's RMS
+            error on the held-out rows (GCV's ‖r‖² / (N − tr H) without held-out rows).
+        head_ridge_: the λ of the final head of each output (standardized targets, unscaled
+            design rows; 0 with ``head="lstsq"``).
+        head_covariance_: ``(n_outputs_, width + 1, width + 1)`` posterior covariance of each
+            output's head coefficients [weight, bias], in units of ``y``²
+            (``predict(return_std=True)``).
 
     Examples:
         >>> import numpy as np
@@ -150,6 +200,9 @@ class BasisRegressor(RegressorMixin, BaseEstimator):
         lr: float = 5e-3,
         ensemble: int = 1,
         validation_fraction: float = 0.2,
+        head: str = "gcv",
+        early_stopping: bool = True,
+        n_iter_no_change: int = 100,
         random_state=None,
         dtype: str = "float64",
         device: str = "cpu",
@@ -167,6 +220,9 @@ class BasisRegressor(RegressorMixin, BaseEstimator):
         self.lr = lr
         self.ensemble = ensemble
         self.validation_fraction = validation_fraction
+        self.head = head
+        self.early_stopping = early_stopping
+        self.n_iter_no_change = n_iter_no_change
         self.random_state = random_state
         self.dtype = dtype
         self.device = device
@@ -182,7 +238,7 @@ class BasisRegressor(RegressorMixin, BaseEstimator):
         return tags
 
     @_all_or_nothing
-    def fit(self, X, y) -> BasisRegressor:
+    def fit(self, X, y, sample_weight=None) -> BasisRegressor:
         """Fit the network to inputs ``X`` ``(n_samples, n_features)`` and targets ``y``
         ``(n_samples,)`` or ``(n_samples, n_outputs)``; returns ``self``.
 
@@ -190,14 +246,25 @@ class BasisRegressor(RegressorMixin, BaseEstimator):
         attributes; after an exception (an invalid input, Ctrl-C) a fitted regressor keeps
         its previous model, scaling and attributes exactly as they were.
 
+        ``sample_weight`` ``(n_samples,)``, non-negative, are frequency weights: every loss,
+        least-squares solve, scaling and validation error weighs row i by ``sample_weight[i]``,
+        a row of weight 0 is left out, and integer weights fit what repeating each row that
+        many times fits (identical rows always fall on the same side of the validation split,
+        and GCV counts Σ w rows), up to rounding.
+
         Raises:
-            ValueError: NaN or inf in ``X`` or ``y`` (the message gives the first bad
-                ``[row, column]``), fewer than 2 rows (3 when there are several candidates,
-                as with the default ``activation="auto"``), or an invalid setting (the
-                message names it and the valid values).
+            ValueError: NaN or inf in ``X``, ``y`` or ``sample_weight`` (the message gives the
+                first bad ``[row, column]``), fewer than 2 rows (3 distinct rows when rows are
+                held out: with several candidates, as with the default ``activation="auto"``,
+                or with ``early_stopping=True``), or an invalid setting (the message names it
+                and the valid values).
 
         Warns:
             UserWarning: a constant target column; it is fitted exactly by the constant.
+            PoorFitWarning: the kept network's error on the held-out rows is not clearly below
+                the target's standard deviation (RMSE > 0.9 std), or every candidate's
+                predictions leave the range of the targets between the training points; the
+                message says what to try.
             RuntimeWarning: the training loss became non-finite; the network is kept at its
                 last finite state (see :func:`deepbasis.fit`).
         """
@@ -210,9 +277,9 @@ class BasisRegressor(RegressorMixin, BaseEstimator):
         candidates = settings["ensemble"] * len(settings["activations"])
         work = rows * settings["width"] ** 2 * settings["depth"] * candidates  # ~rows × params
         with thread_policy(check_threads(self.threads), work=work, device=settings["device"]):
-            return self._fit(X, y, settings)
+            return self._fit(X, y, sample_weight, settings)
 
-    def _fit(self, X, y, settings: dict) -> BasisRegressor:
+    def _fit(self, X, y, sample_weight, settings: dict) -> BasisRegressor:
         _check_finite("y", _as_float_or_none(y))  # before validate_data, whose y message is vague
         X, y = validate_data(self, X, y, multi_output=True, y_numeric=True, dtype=np.float64,
                              ensure_all_finite=False)
@@ -220,16 +287,32 @@ class BasisRegressor(RegressorMixin, BaseEstimator):
         y = np.asarray(y, dtype=np.float64)
         _check_finite("X", X)
         _check_finite("y", y)
+        weights = None
+        if sample_weight is not None:
+            weights = _check_sample_weight(sample_weight, X, dtype=np.float64,
+                                           ensure_non_negative=True)
+            if not (weights > 0).any():
+                raise ValueError("sample_weight is 0 for every row; at least one row needs a "
+                                 "positive weight")
+            keep = weights > 0  # a row of weight 0 is a row that is not there
+            X, y, weights = X[keep], y[keep], weights[keep]
+            if np.all(weights == weights[0]):
+                weights = None  # uniform weights fit what no weights fit
         self._target_is_1d = y.ndim == 1
         Y = y.reshape(len(y), -1)  # (N, m)
         n, m = Y.shape
         several = settings["ensemble"] * len(settings["activations"]) > 1
-        needed = 3 if several else 2
-        if n < needed:
-            why = (" with several candidates (training and validation rows; "
-                   "activation='relu', ensemble=1 needs 2)" if several else "")
-            raise ValueError(f"BasisRegressor needs at least {needed} samples to fit{why}, got "
-                             f"n_samples={n}")
+        held_out = several or settings["early_stopping"]
+        groups = _row_groups(X, Y) if held_out else None
+        distinct = n if groups is None else int(groups.max()) + 1
+        needed = 3 if held_out else 2
+        if distinct < needed:
+            why = (" with held-out validation rows (several candidates or early_stopping=True;"
+                   " activation='relu', ensemble=1, early_stopping=False needs 2)"
+                   if held_out else "")
+            what = "distinct samples" if held_out else "samples"
+            raise ValueError(f"BasisRegressor needs at least {needed} {what} to fit{why}, got "
+                             f"n_samples={distinct}")
         self.n_outputs_ = m
 
         # Input map onto the unit box (Box init, §4). A constant column gets a unit-width box
@@ -241,9 +324,9 @@ class BasisRegressor(RegressorMixin, BaseEstimator):
         upper = np.where(flat, upper + 0.5, upper)
         self.x_lower_, self.x_upper_ = lower, upper
 
-        # Target standardization; a constant column keeps scale 1 and is fitted as 0 + mean.
+        # Target standardization (weighted); a constant column keeps scale 1, fitted as 0 + mean.
         _check_target_range(Y, settings["dtype"])
-        mean, scale = _mean_and_std(Y)
+        mean, scale = _mean_and_std(Y, weights)
         constant = np.all(Y == Y[:1], axis=0)
         for j in np.flatnonzero(constant):
             which = "the target" if m == 1 else f"target column {j}"
@@ -260,6 +343,7 @@ class BasisRegressor(RegressorMixin, BaseEstimator):
         # torch.tensor copies, so read-only (memory-mapped) arrays are fine.
         x = torch.tensor(X, dtype=dtype, device=device)  # (N, d)
         z = torch.as_tensor(_standardized(Y, mean, scale), dtype=dtype, device=device)  # (N, m)
+        w = None if weights is None else torch.as_tensor(weights, dtype=dtype, device=device)
 
         rng = check_random_state(self.random_state)
         E = settings["ensemble"]
@@ -268,8 +352,12 @@ class BasisRegressor(RegressorMixin, BaseEstimator):
         self.candidates_ = [(a, seed) for a in activations for seed in self.seeds_]
         self.validation_mse_ = None
         self.best_member_ = 0
+        head = settings["head"]
         train = {"method": settings["method"], "steps": settings["steps"], "lr": settings["lr"],
-                 "progress": bool(self.progress), "threads": None}  # thread_policy is set
+                 "progress": bool(self.progress), "threads": None,  # set by fit
+                 "lstsq_method": "gcv" if head == "gcv" else "auto"}
+        validation_z = None  # per-output validation MSE of the kept network, standardized
+        self._validation_mask = None  # (N,) the held-out rows, when rows are held out
         if constant.all():
             # Nothing to learn: the head is zero and the bias holds the mean (folded below).
             model = self._make_model(self.seeds_[0], m, activations[0])
@@ -278,49 +366,94 @@ class BasisRegressor(RegressorMixin, BaseEstimator):
                 model.head.bias.zero_()
             history = History(loss=[0.0], time=[0.0], method=settings["method"],
                               settings={"steps": 0, "reason": "constant targets"})
-        elif len(self.candidates_) == 1:
-            model, history = self._train_one(activations[0], self.seeds_[0], x, z, m,
-                                             {**train, "progress": train["progress"] and
-                                              activations[0]})  # the bar's label
+            self.n_iter_ = 0
+        elif not held_out:
+            model, history = self._train(activations[0], x, z, w, m,
+                                         {**train, "progress": bool(self.progress)
+                                          and activations[0]}, None)[0]  # the bar's label
+            self.n_iter_ = len(history.loss) - 1
         else:
-            # Several candidates (activations × seeds): train each on the same training rows,
-            # keep the one with the lowest error on the held-out rows.
-            order = rng.permutation(n)
-            n_val = min(max(1, round(settings["validation_fraction"] * n)), n - 2)
-            val = torch.as_tensor(order[:n_val], device=device)
-            tr = torch.as_tensor(order[n_val:], device=device)
-            models, histories = [], []
+            # Held-out rows (groups of identical rows stay together): every candidate trains on
+            # the rest, with early stopping on the held-out error if asked; the candidate with
+            # the lowest held-out error whose predictions stay in range is kept.
+            order = rng.permutation(distinct)
+            n_val = min(max(1, round(settings["validation_fraction"] * distinct)), distinct - 2)
+            in_val = np.zeros(distinct, dtype=bool)
+            in_val[order[:n_val]] = True
+            val_rows = in_val[groups]
+            self._validation_mask = val_rows  # (N,) which rows were held out (for tests)
+            val = torch.as_tensor(np.flatnonzero(val_rows), device=device)
+            tr = torch.as_tensor(np.flatnonzero(~val_rows), device=device)
+            w_tr = None if w is None else w[tr]
+            w_val = torch.ones(len(val), dtype=dtype, device=device) if w is None else w[val]
+            monitor = _Monitor(x[val], z[val], w_val, settings["n_iter_no_change"],
+                               settings["early_stopping"])
+            # Many rows: the candidates race on a random subset of the training rows, and only
+            # the winner goes on to train on all of them (a step costs in proportion to rows).
+            race = several and len(tr) > _RACE_ROWS
+            rows = tr[torch.as_tensor(np.sort(rng.choice(len(tr), _RACE_ROWS, replace=False)),
+                                      device=device)] if race else tr
+            trained = []
+            E = len(self.seeds_)
             for i, activation in enumerate(activations):
                 # Each candidate's bar says which it is ("relu 1/2"), so its ETA reads right.
                 label = f"{activation}{f' ×{E}' if E > 1 else ''} {i + 1}/{len(activations)}"
-                train["progress"] = bool(self.progress) and label
-                if E == 1:
-                    one, history = self._train_one(activation, self.seeds_[0], x[tr], z[tr], m,
-                                                   train)
-                    models.append(one)
-                    histories.append(history)
-                else:
-                    from ..train.ensemble import fit_ensemble
-
-                    result = fit_ensemble(
-                        lambda seed, a=activation: self._make_model(seed, m, a), x[tr], z[tr],
-                        seeds=self.seeds_, **train)
-                    models += result.models
-                    histories += result.histories
-            units = torch.as_tensor(scale, dtype=dtype, device=device)  # (m,)
-            errors = []
-            with torch.no_grad():
-                for member in models:
-                    residual = (member(x[val]) - z[val]) * units  # (n_val, m) in units of y
-                    errors.append(float((residual**2).mean()))
-            self.validation_mse_ = np.asarray(errors)
-            # A member whose loss became non-finite was frozen at its last finite state; it
-            # competes like the others, and a non-finite validation error never wins.
+                trained += self._train(activation, x[rows], z[rows],
+                                       None if w is None else w[rows], m,
+                                       {**train, "progress": bool(self.progress) and label},
+                                       monitor)
+            errors_z = np.stack([monitor.final_error(one) for one, _ in trained])  # (C, m)
+            self.validation_mse_ = (errors_z * scale**2).mean(axis=1)  # in units of y
+            probes = _probe_points(X[~val_rows], rng, dtype, device)
+            span = (float(z[:, 0].min()), float(z[:, 0].max()))  # for the message
+            exploded = [_explodes(one, probes, z.amin(dim=0), z.amax(dim=0)) for one, _ in
+                        trained]
             ranking = np.where(np.isfinite(self.validation_mse_), self.validation_mse_, np.inf)
+            if not all(exploded):
+                ranking = np.where(exploded, np.inf, ranking)
+            else:
+                warnings.warn(
+                    "every candidate network predicts values far outside the range of the "
+                    f"training targets ({span[0] * scale[0] + mean[0]:.4g} … "
+                    f"{span[1] * scale[0] + mean[0]:.4g}) between the training points; the "
+                    "kept one is not to be trusted there. Try a smaller network (width=8, "
+                    "depth=2), activation='relu', more rows, or head='gcv' if it was off.",
+                    PoorFitWarning, stacklevel=2)
             self.best_member_ = int(np.argmin(ranking))
-            model, history = models[self.best_member_], histories[self.best_member_]
-            # The basis was chosen on held-out rows; its head may now use every row.
-            fit_head_(model, x, z)
+            model, history = trained[self.best_member_]
+            self.n_iter_ = monitor.best_step(model, len(history.loss) - 1)
+            validation_z = errors_z[self.best_member_]
+            if race:
+                raced = copy.deepcopy(model.state_dict())
+                final = _Monitor(x[val], z[val], w_val, settings["n_iter_no_change"],
+                                 settings["early_stopping"])
+                history = self._continue(model, x[tr], z[tr], w_tr, train, final)
+                if _explodes(model, probes, z.amin(dim=0), z.amax(dim=0)) and \
+                        not exploded[self.best_member_]:
+                    model.load_state_dict(raced)  # the raced state was in range: keep it
+                else:
+                    self.n_iter_ += final.best_step(model, len(history.loss) - 1)
+                    validation_z = final.final_error(model)
+            # The basis was chosen on held-out rows; its head may now use every row, unless
+            # that makes it leave the targets' range where the training rows' head did not.
+            kept_head = copy.deepcopy(model.head.state_dict())
+            self._solve_head(model, x, z, w, head)
+            if not exploded[self.best_member_] and _explodes(model, probes, z.amin(dim=0),
+                                                             z.amax(dim=0)):
+                model.head.load_state_dict(kept_head)
+            ratio = np.sqrt(validation_z)
+            poor = np.flatnonzero(ratio > _POOR_FIT)
+            if len(poor):
+                which = ("the target" if m == 1 else
+                         "target column(s) " + ", ".join(str(int(j)) for j in poor))
+                warnings.warn(
+                    f"BasisRegressor's error on the held-out rows is {ratio.max():.2f} times the "
+                    f"standard deviation of {which} (predicting the mean gives about 1.0): the "
+                    "network explains little of it. The data may be mostly noise, or the "
+                    "inputs may not determine the target. Try more rows, fewer or more "
+                    "informative inputs, a smaller network (width=8, depth=2), ensemble=4, or "
+                    "a linear model or gradient boosting.", PoorFitWarning, stacklevel=2)
+        self._posterior(model, x, z, w, head, validation_z, scale)
         self.activation_ = model.activation_name
         _fold_target_scaling_(model, mean, scale)
         _check_folded_head(model, Y)
@@ -328,8 +461,23 @@ class BasisRegressor(RegressorMixin, BaseEstimator):
         self.history_ = history
         return self
 
-    def predict(self, X) -> np.ndarray:
-        """Predictions ``(n_samples,)`` (or ``(n_samples, n_outputs)`` for 2-D ``y`` at fit)."""
+    def predict(self, X, return_std: bool = False):
+        """Predictions ``(n_samples,)`` (or ``(n_samples, n_outputs)`` for 2-D ``y`` at fit).
+
+        With ``return_std=True``, also the predictive standard deviation of a new observation
+        at each row, of the same shape: from the Bayesian view of the last layer (the basis Φ
+        fixed, the head's Gaussian posterior under its ridge prior: Bayesian linear regression on
+        the network's last-layer features, MacKay 1992; Snoek et al. 2015, "DNGO"),
+
+        .. math:: \\operatorname{std}(x)^2 = σ^2 + a(x)^T C\\, a(x),
+            \\qquad C = σ^2 (A^T W A + λ I)^{-1}, \\quad a(x) = [Φ(x), 1],
+
+        with λ the head's GCV ridge and σ the noise level (``noise_std_``), estimated from the
+        held-out rows. The first term is the noise, the second the head's uncertainty: larger
+        where the training rows constrain the basis combination less (gaps, edges, outside
+        the training box). It ignores the uncertainty of the hidden layers, so far outside the
+        data it is optimistic.
+        """
         check_is_fitted(self, "model_")
         X = validate_data(self, X, reset=False, dtype=np.float64, ensure_all_finite=False)
         X = np.asarray(X, dtype=np.float64)
@@ -338,7 +486,19 @@ class BasisRegressor(RegressorMixin, BaseEstimator):
         with torch.no_grad():
             x = torch.tensor(X, dtype=parameter.dtype, device=parameter.device)  # (N, d)
             out = self.model_(x).to(device="cpu", dtype=torch.float64).numpy()  # (N, m)
-        return out[:, 0] if self._target_is_1d else out
+            if return_std:
+                if getattr(self, "head_covariance_", None) is None:
+                    raise ValueError("this model has no predictive uncertainty (it was saved "
+                                     "by an older deepbasis); fit it again for return_std=True")
+                A = design_matrix(self.model_.features(x)).to("cpu", torch.float64).numpy()
+                cov = np.asarray(self.head_covariance_, dtype=np.float64)  # (m, w + 1, w + 1)
+                spread = np.einsum("nk,mkl,nl->nm", A, cov, A)  # (N, m)
+                std = np.sqrt(np.maximum(spread, 0.0) + np.asarray(self.noise_std_) ** 2)
+        if self._target_is_1d:
+            out = out[:, 0]
+            if return_std:
+                std = std[:, 0]
+        return (out, std) if return_std else out
 
     # --- model files -------------------------------------------------------------------------
 
@@ -370,18 +530,89 @@ class BasisRegressor(RegressorMixin, BaseEstimator):
             initialize_(model, self.init, generator=seed)
         return model
 
-    def _train_one(self, activation, seed, x, z, outputs, train) -> tuple[MLP, History]:
+    def _train(self, activation, x, z, w, outputs, train, monitor) -> list[tuple[MLP, History]]:
+        """Train the E members of one activation on (x, z) (weights w); each left at its best
+        held-out state when ``monitor`` restores them (early stopping)."""
+        from ..train.ensemble import fit_ensemble
         from ..train.fit import fit
 
-        model = self._make_model(seed, outputs, activation)
+        data = (x, z) if w is None else (_WeightedRegression(x, z, w),)
+        callbacks = () if monitor is None else (monitor,)
+        if len(self.seeds_) == 1:
+            seed = self.seeds_[0]
+            model = self._make_model(seed, outputs, activation)
+            try:
+                history = fit(model, *data, generator=seed, callbacks=callbacks, **train)
+            except FloatingPointError as error:
+                # fit restored the model to its last finite state: keep that, and say so.
+                warnings.warn(f"{error} BasisRegressor keeps that restored model.",
+                              RuntimeWarning, stacklevel=4)
+                history = error.history
+            result = [(model, history)]
+        else:
+            ensemble = fit_ensemble(lambda seed: self._make_model(seed, outputs, activation),
+                                    *data, seeds=self.seeds_, callbacks=callbacks, **train)
+            result = list(zip(ensemble.models, ensemble.histories, strict=True))
+        if monitor is not None:
+            for model, _ in result:
+                monitor.restore(model)
+        return result
+
+    def _continue(self, model, x, z, w, train, monitor) -> History:
+        """Train ``model`` further on (x, z), from its current state (the winner of a race)."""
+        from ..train.fit import fit
+
+        data = (x, z) if w is None else (_WeightedRegression(x, z, w),)
         try:
-            history = fit(model, x, z, generator=seed, **train)
+            history = fit(model, *data, callbacks=(monitor,), **train)
         except FloatingPointError as error:
-            # fit restored the model to its last finite state: keep that, and say so.
             warnings.warn(f"{error} BasisRegressor keeps that restored model.", RuntimeWarning,
-                          stacklevel=3)
+                          stacklevel=4)
             history = error.history
-        return model, history
+        monitor.restore(model)
+        return history
+
+    @torch.no_grad()
+    def _solve_head(self, model: MLP, x, z, w, head: str) -> None:
+        """The head on every row: GCV ridge (``head="gcv"``) or minimum-norm least squares."""
+        A, b, rows = _weighted_rows(model, x, z, w)
+        if head == "gcv":
+            solution = gcv_lstsq(A, b, rows=rows).solution
+        else:
+            solution = lstsq(A, b, method="svd").solution
+        set_head_(model.head, solution)
+
+    @torch.no_grad()
+    def _posterior(self, model: MLP, x, z, w, head, validation_z, scale) -> None:
+        """noise_std_, head_ridge_ and head_covariance_ (see ``predict(return_std=True)``)."""
+        m = z.shape[1]
+        A, b, rows = _weighted_rows(model, x, z, w)
+        result = gcv_lstsq(A, b, rows=rows)
+        ridge = result.ridge if head == "gcv" else torch.zeros_like(result.ridge)  # (m,)
+        U, S, Vh = torch.linalg.svd(A, full_matrices=False)
+        kept = S > torch.finfo(A.dtype).eps * max(A.shape) * S[:1]
+        s2 = torch.where(kept, S * S, torch.zeros_like(S))
+        if validation_z is not None:
+            noise = torch.as_tensor(validation_z, dtype=A.dtype, device=A.device)  # (m,)
+        else:  # no held-out rows: GCV's estimate ‖r‖² / (N − tr H) on the training rows
+            theta = model.head.weight.mT
+            theta = torch.cat([theta, model.head.bias[None, :]], dim=0)
+            rss = ((A @ theta - b) ** 2).sum(dim=0)
+            dof = (s2[:, None] / (s2[:, None] + ridge[None, :])).nan_to_num(1.0)
+            dof = torch.where(kept[:, None], dof, torch.zeros_like(dof)).sum(dim=0)
+            noise = rss / (rows - dof).clamp_min(1.0)
+        inverse = torch.where(kept[:, None], 1.0 / (s2[:, None] + ridge[None, :]),
+                              torch.zeros_like(ridge[None, :]))  # (k, m)
+        inverse = inverse.nan_to_num(0.0, posinf=0.0)
+        units = torch.as_tensor(scale, dtype=A.dtype, device=A.device)  # (m,)
+        cov = torch.einsum("kw,km,kv->mwv", Vh, inverse, Vh)  # (m, w + 1, w + 1)
+        cov = cov * (noise * units**2)[:, None, None]
+        self.head_ridge_ = ridge.to("cpu", torch.float64).numpy()
+        self.noise_std_ = (noise.sqrt() * units).to("cpu", torch.float64).numpy()
+        self.head_covariance_ = cov.to("cpu", torch.float64).numpy()
+        if m and not np.isfinite(self.head_covariance_).all():
+            self.head_covariance_ = np.where(np.isfinite(self.head_covariance_),
+                                             self.head_covariance_, 0.0)
 
     def _checked_settings(self) -> dict:
         """Validate the settings (at fit time, as scikit-learn requires) and normalize them."""
@@ -396,7 +627,13 @@ class BasisRegressor(RegressorMixin, BaseEstimator):
             "depth": positive_int("depth", self.depth),
             "steps": positive_int("steps", self.steps, minimum=0),
             "ensemble": positive_int("ensemble", self.ensemble),
+            "n_iter_no_change": positive_int("n_iter_no_change", self.n_iter_no_change),
         }
+        settings["head"] = check_choice("head", self.head, HEADS)
+        if not isinstance(self.early_stopping, (bool, np.bool_)):
+            raise ValueError(f"early_stopping must be True or False, got "
+                             f"{self.early_stopping!r}")
+        settings["early_stopping"] = bool(self.early_stopping)
         settings["activations"] = _activations(self.activation)
         check_choice("init", self.init, INITIALIZERS)
         settings["method"] = check_choice("method", self.method, METHODS)
@@ -464,6 +701,13 @@ def load_model(path: str | Path) -> BasisRegressor:
     estimator.best_member_ = int(fitted.get("best_member", 0))
     mse = fitted.get("validation_mse")
     estimator.validation_mse_ = None if mse is None else np.asarray(mse, dtype=np.float64)
+    # Added after format 1's first release: absent from older files (return_std then raises).
+    history = description.get("history") or {}
+    estimator.n_iter_ = int(fitted.get("n_iter", max(len(history.get("loss", [])) - 1, 0)))
+    for name in ("noise_std", "head_ridge", "head_covariance"):
+        value = fitted.get(name)
+        setattr(estimator, f"{name}_", None if value is None else np.asarray(value,
+                                                                             dtype=np.float64))
     estimator.history_ = (None if description.get("history") is None
                           else History.from_dict(description["history"]))
     estimator.extra_ = description.get("extra", {})
@@ -528,15 +772,18 @@ def _check_finite(name: str, array: np.ndarray | None) -> None:
 _SAFE_TARGET = 1e146
 
 
-def _mean_and_std(Y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Column means and standard deviations of ``Y`` (N, m) that do not overflow for finite
-    targets near the float64 limit: those are computed on ``Y / max|Y|`` and scaled back."""
+def _mean_and_std(Y: np.ndarray, weights: np.ndarray | None = None
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Column means and standard deviations of ``Y`` (N, m), weighted by ``weights`` (N,),
+    that do not overflow for finite targets near the float64 limit: those are computed on
+    ``Y / max|Y|`` and scaled back."""
     peak = np.abs(Y).max(axis=0)  # (m,)
-    if not (peak > _SAFE_TARGET).any():
-        return Y.mean(axis=0), Y.std(axis=0)
-    peak = np.where(peak > 0, peak, 1.0)
-    unit = Y / peak  # |unit| ≤ 1
-    return unit.mean(axis=0) * peak, unit.std(axis=0) * peak
+    big = (peak > _SAFE_TARGET).any()
+    peak = np.where(peak > 0, peak, 1.0) if big else np.ones_like(peak)
+    unit = Y / peak if big else Y  # |unit| ≤ 1 when big
+    mean = np.average(unit, axis=0, weights=weights)
+    std = np.sqrt(np.average((unit - mean) ** 2, axis=0, weights=weights))
+    return mean * peak, std * peak
 
 
 def _standardized(Y: np.ndarray, mean: np.ndarray, scale: np.ndarray) -> np.ndarray:
@@ -606,3 +853,117 @@ def _fold_target_scaling_(model: MLP, mean: np.ndarray, scale: np.ndarray) -> ML
     head.weight.mul_(s[:, None])
     head.bias.mul_(s).add_(mu)
     return model
+
+
+def _row_groups(X: np.ndarray, Y: np.ndarray) -> np.ndarray:
+    """Group index of every row, identical (x, y) rows sharing one: ``(N,)`` in 0..G-1.
+
+    The validation split draws groups, not rows, so a repeated row never sits on both sides
+    of it, and the split of data with repeated rows equals that of the same data with weights.
+    The groups are numbered in sorted order of the rows, independent of the rows' order.
+    """
+    rows = np.ascontiguousarray(np.concatenate([X, Y], axis=1)) + 0.0  # -0.0 → 0.0
+    _, groups = np.unique(rows, axis=0, return_inverse=True)
+    return groups.reshape(-1)
+
+
+class _WeightedRegression(Regression):
+    """Regression with frequency weights: J = Σ w_i ‖y_i − NN(x_i)‖² / Σ w_i."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, weight: torch.Tensor) -> None:
+        super().__init__(x, y)
+        self._rows = torch.sqrt(weight / weight.sum())[:, None]  # (N, 1)
+        self.gcv_rows = float(weight.sum())  # GCV counts repeated rows (solve_options)
+
+    def rows(self, model):
+        A = design_matrix(model.features(self.x)) * self._rows  # (N, w + 1)
+        return A, self.y.to(A.dtype) * self._rows
+
+
+def _weighted_rows(model: MLP, x, z, w):
+    """Design rows and targets scaled by √w, and the number of rows GCV counts (Σ w)."""
+    A = design_matrix(model.features(x))  # (N, w + 1)
+    if w is None:
+        return A, z.to(A.dtype), float(A.shape[0])
+    root = torch.sqrt(w)[:, None]
+    return A * root, z.to(A.dtype) * root, float(w.sum())
+
+
+class _Monitor:
+    """Held-out error of every member during training; early stopping and the best state.
+
+    A fit callback: every ``_VALIDATE_EVERY`` steps it computes the weighted held-out mean
+    squared error of the member (standardized units, per output). A decrease of the mean over
+    outputs by more than a relative ``_TOLERANCE`` is an improvement: the member's state (hidden
+    layers and the head solved for them) is copied. With ``stop=True`` a member stops when it
+    has not improved for ``patience`` steps; :meth:`restore` puts the best state back.
+    """
+
+    def __init__(self, x, z, w, patience: int, stop: bool) -> None:
+        self.x, self.z, self.w = x, z, w / w.sum()
+        self.patience, self.stop = patience, stop
+        self.best: dict[int, tuple[float, int, dict, np.ndarray]] = {}
+        self.last: dict[int, np.ndarray] = {}
+
+    @torch.no_grad()
+    def error(self, model) -> np.ndarray:
+        residual = model(self.x) - self.z  # (n_val, m)
+        return (self.w @ residual**2).to("cpu", torch.float64).numpy()  # (m,)
+
+    def __call__(self, step: int, loss: float, model) -> bool:
+        key = id(model)
+        record = self.best.get(key)
+        if record is not None and step % _VALIDATE_EVERY:
+            return False
+        errors = self.error(model)
+        self.last[key] = errors
+        value = float(errors.mean()) if np.isfinite(errors).all() else math.inf
+        if record is None or value < record[0] * (1 - _TOLERANCE):
+            state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            self.best[key] = (value, step, state, errors)
+            return False
+        return self.stop and step - record[1] >= self.patience
+
+    def restore(self, model) -> None:
+        """Put the best state back (with early stopping) and keep its errors."""
+        record = self.best.get(id(model))
+        if record is None:
+            return
+        if self.stop:
+            model.load_state_dict(record[2])
+        else:  # no early stopping: the final state is kept; measure it
+            self.best[id(model)] = (record[0], -1, record[2], self.error(model))
+
+    def final_error(self, model) -> np.ndarray:
+        record = self.best.get(id(model))
+        return self.error(model) if record is None else record[3]
+
+    def best_step(self, model, last: int) -> int:
+        record = self.best.get(id(model))
+        return last if record is None or record[1] < 0 else record[1]
+
+
+def _probe_points(X: np.ndarray, rng, dtype, device) -> torch.Tensor:
+    """Points inside the training data where a trustworthy fit stays in the targets' range:
+    the training rows (up to 4000), midpoints of 2000 random pairs of them and, with 1 or 2
+    inputs, 2000 points spread over the training box (a grid in 1-D)."""
+    n, d = X.shape
+    rows = X if n <= 4000 else X[rng.choice(n, 4000, replace=False)]
+    i, j = rng.randint(0, n, size=(2, 2000))
+    probes = [rows, (X[i] + X[j]) / 2]
+    lower, upper = X.min(axis=0), X.max(axis=0)
+    if d == 1:
+        probes.append(np.linspace(lower, upper, 2000))
+    elif d == 2:
+        probes.append(lower + (upper - lower) * rng.uniform(size=(2000, d)))
+    return torch.as_tensor(np.concatenate(probes), dtype=dtype, device=device)
+
+
+@torch.no_grad()
+def _explodes(model: MLP, probes: torch.Tensor, low: torch.Tensor, high: torch.Tensor) -> bool:
+    """Whether ``model``'s predictions at ``probes`` leave [low, high] (the targets' range,
+    per output) by more than ``_EXPLODE`` times its width, or are not finite."""
+    prediction = model(probes)  # (P, m)
+    span = (high - low).clamp_min(1e-12)
+    outside = (prediction < low - _EXPLODE * span) | (prediction > high + _EXPLODE * span)
+    return bool(outside.any()) or not bool(torch.isfinite(prediction).all())

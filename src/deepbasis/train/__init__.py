@@ -4,7 +4,16 @@ and two-stage training of reparameterized networks."""
 from .ensemble import EnsembleResult, fit_ensemble
 from .fit import fit
 from .history import History
-from .lstsq import LstsqResult, design_matrix, fit_head_, lstsq, set_head_, solve_head
+from .lstsq import (
+    GCVResult,
+    LstsqResult,
+    design_matrix,
+    fit_head_,
+    gcv_lstsq,
+    lstsq,
+    set_head_,
+    solve_head,
+)
 from .operators import D, Identity, LinearProblem, Operator, Term
 from .pretrain import TwoStageResult, fit_two_stage, pretrain
 from .problem import Problem, Regression, head_parameters, problem_loss
@@ -12,6 +21,7 @@ from .problem import Problem, Regression, head_parameters, problem_loss
 __all__ = [
     "D",
     "EnsembleResult",
+    "GCVResult",
     "History",
     "Identity",
     "fit",
@@ -28,6 +38,7 @@ __all__ = [
     "Regression",
     "design_matrix",
     "fit_head_",
+    "gcv_lstsq",
     "head_parameters",
     "lstsq",
     "problem_loss",

@@ -97,7 +97,9 @@ def fit(
         progress: show a tqdm progress bar (loss in the postfix every 50 steps); a string
             shows it with that label (default label: the method, e.g. ``"LSGD"``).
         target_loss: stop as soon as the loss is ≤ this value.
-        lstsq_method: ``"auto"`` (default; see :func:`solve_head`), or ``"svd"``, ``"qr"``,
+        lstsq_method: ``"auto"`` (default; see :func:`solve_head`), ``"gcv"`` (a ridge
+            head with λ chosen by generalized cross-validation on every solve, for noisy
+            data: :func:`deepbasis.train.lstsq.gcv_lstsq`), or ``"svd"``, ``"qr"``,
             ``"ridge"`` for :func:`deepbasis.lstsq` unchanged.
         rcond: relative singular-value cutoff of the LS solve (default ``eps · max(N, w)``).
         ridge: Tikhonov parameter for ``lstsq_method="ridge"``.

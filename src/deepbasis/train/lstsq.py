@@ -1,8 +1,9 @@
-"""Least-squares solvers for the linear head: minimum-norm SVD, QR, ridge; batched.
+"""Least-squares solvers for the linear head: minimum-norm SVD, QR, ridge, GCV ridge; batched.
 
 :func:`lstsq` is the general solver; :func:`solve_head` is the one :func:`deepbasis.fit` calls
-every LSGD iteration (the minimum-norm SVD solution, cheaper on ReLU bases); :func:`fit_head_`
-and :func:`set_head_` put a solution into a network's head.
+every LSGD iteration (the minimum-norm SVD solution, cheaper on ReLU bases; or, with
+``method="gcv"``, :func:`gcv_lstsq`'s Tikhonov solution with λ chosen by generalized
+cross-validation); :func:`fit_head_` and :func:`set_head_` put a solution into a network's head.
 
 ``torch.linalg.lstsq`` is not enough: on CUDA it only offers the 'gels' driver, which assumes
 full rank, while rank-deficient feature matrices are normal here (He initialization with zero
@@ -14,13 +15,14 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
+import numpy as np
 import torch
 from torch import nn
 
 from .._checks import as_2d_inputs, as_2d_targets, check_choice, check_finite
 
 METHODS = ("svd", "qr", "ridge")
-HEAD_METHODS = ("auto", *METHODS)  # solve_head's (and fit's lstsq_method)
+HEAD_METHODS = ("auto", *METHODS, "gcv")  # solve_head's (and fit's lstsq_method)
 _COMPACT_MIN_COLUMNS = 48  # below this, dropping zero columns costs more than it saves
 
 
@@ -124,6 +126,154 @@ def _ridge_solve(A: torch.Tensor, B: torch.Tensor, ridge: float) -> torch.Tensor
     factor = torch.linalg.cholesky(gram)
     return torch.cholesky_solve(A.mT @ B, factor)
 
+class GCVResult(NamedTuple):
+    """What :func:`gcv_lstsq` chose, per right-hand side column (batch dimensions first).
+
+    ``solution`` (..., w, m): the Tikhonov solution for the chosen λ; ``ridge`` (..., m): λ;
+    ``dof`` (..., m): the effective number of parameters tr H(λ) = Σ σ²/(σ² + λ);
+    ``residual`` (..., m): ‖Aθ − b‖²; ``rows``: the N the criterion used.
+    """
+
+    solution: torch.Tensor
+    ridge: torch.Tensor
+    dof: torch.Tensor
+    residual: torch.Tensor
+    rows: float
+
+    def noise_variance(self) -> torch.Tensor:
+        """σ̂² = ‖Aθ − b‖² / (N − tr H), the noise estimate of GCV (Wahba 1990, eq. 4.5.3),
+        in the units of the rows of A and b (..., m)."""
+        return self.residual / (self.rows - self.dof).clamp_min(1.0)
+
+
+# λ / σ_max² tried by gcv_lstsq: 0 and 10^-30 … 10^4 every decade, then a finer grid (a tenth
+# of a decade, ± one decade) around the best. σ² ≪ λ filters a direction out, σ² ≫ λ keeps it;
+# singular values span eps·σ_max … σ_max, so λ below eps²·σ_max² is λ = 0 in floating point.
+_GCV_COARSE = np.concatenate([[0.0], 10.0 ** np.arange(-30.0, 4.01, 1.0)])
+_GCV_FINE = 10.0 ** np.arange(-1.0, 1.001, 0.1)
+
+
+def gcv_lstsq(A: torch.Tensor, b: torch.Tensor, rcond: float | None = None,
+              rows: float | None = None) -> GCVResult:
+    r"""Tikhonov least squares :math:`\min_θ \|Aθ − b\|^2 + λ\|θ\|^2`, λ chosen by GCV.
+
+    Generalized cross-validation (Golub, Heath & Wahba 1979) picks, for each column of b, the λ
+    minimizing
+
+    .. math:: G(λ) = \frac{N \, \|(I − H_λ) b\|^2}{(N − \operatorname{tr} H_λ)^2},
+        \qquad H_λ = A (A^T A + λ I)^{-1} A^T,
+
+    a rotation-invariant approximation of leave-one-out cross-validation. From one thin SVD
+    A = U Σ Vᵀ (for tall A through a QR factorization, A = Q R, R = U_R Σ Vᵀ) and c = Uᵀ b,
+    every λ costs O(k m) (k = min(N, w)):
+    tr H = Σ f_i and ‖(I − H) b‖² = ‖b − U c‖² + Σ (1 − f_i)² c_i² with filter factors
+    f_i = σ_i² / (σ_i² + λ) — so scanning a grid of λ (0, and 10⁻³⁰ … 10⁴ · σ_max² every
+    decade, refined to a tenth of a decade) costs no more than the SVD itself. The same
+    construction underlies slimTrain's sampled GCV for the last layer (Newman et al. 2022).
+
+    On noise-free data the residual keeps falling as λ → 0 and GCV picks λ ≈ 0, i.e. the
+    minimum-norm least-squares solution; on noisy data it picks λ near σ²_noise / σ²_θ, the
+    ratio of the noise to the prior coefficient variance (the Bayes-optimal ridge). Singular
+    values at or below ``rcond · σ_max`` (default ``eps · max(N, w)``) are dropped, as in
+    :func:`lstsq`. Every column of A is penalized, including a bias column of ones (the
+    targets of :func:`deepbasis.fit` are usually centred, so this costs little). λ with
+    N − tr H < 1/2 (interpolation, nothing left to validate against) are not candidates.
+
+    Args:
+        A: ``(..., N, w)`` matrices (leading dimensions are batch dimensions).
+        b: ``(..., N, m)`` right-hand sides.
+        rcond: relative cutoff for small singular values.
+        rows: the N of the criterion (default: A's number of rows). For rows scaled by
+            √(frequency weights), pass the sum of the weights: the choice of λ is then the one
+            the data with every row repeated its weight's number of times would get.
+
+    Returns:
+        :class:`GCVResult`.
+
+    Examples:
+        >>> g = torch.Generator().manual_seed(0)
+        >>> A = torch.randn(200, 5, generator=g, dtype=torch.float64)
+        >>> exact = gcv_lstsq(A, A @ torch.ones(5, 1, dtype=torch.float64))
+        >>> float(exact.ridge) < 1e-20  # noise-free: (almost) plain least squares
+        True
+    """
+    n, w = A.shape[-2], A.shape[-1]
+    if rcond is None:
+        rcond = torch.finfo(A.dtype).eps * max(n, w)
+    b = b.to(A.dtype)
+    if n >= 2 * w:
+        # Tall A (the usual case): Householder QR, A = Q R, then the SVD of the small R = U Σ Vᵀ
+        # (same singular values). Qᵀ b is applied by the reflectors, never forming Q: about the
+        # LAPACK work of gelsd, today's solve.
+        reflectors, tau = torch.geqrf(A)  # (..., N, w), (..., w)
+        qtb = torch.ormqr(reflectors, tau, b, left=True, transpose=True)  # (..., N, m)
+        U, S, Vh = torch.linalg.svd(reflectors[..., :w, :].triu(), full_matrices=False)
+        c = U.mT @ qtb[..., :w, :]  # (..., k, m)
+        outside = (qtb[..., w:, :] ** 2).sum(dim=-2)  # (..., m): ‖(I − QQᵀ) b‖²
+    else:
+        U, S, Vh = torch.linalg.svd(A, full_matrices=False)  # (..., N, k), (..., k), (..., k, w)
+        c = U.mT @ b  # (..., k, m)
+        outside = ((b - U @ c) ** 2).sum(dim=-2)  # (..., m)
+    # Everything after the factorization works on k·(w + m) numbers per matrix: NumPy on the
+    # host is several times faster there than a dozen small tensor operations.
+    batch = A.shape[:-2]
+    host = lambda t: t.reshape(-1, *t.shape[len(batch):]).to("cpu", torch.float64).numpy()  # noqa: E731
+    S_, Vh_, c_, out_ = host(S), host(Vh), host(c), host(outside)  # (B,k) (B,k,w) (B,k,m) (B,m)
+    kept = S_ > rcond * S_[:, :1]  # (B, k)
+    s2 = np.where(kept, S_ * S_, 0.0)  # (B, k)
+    c_ = np.where(kept[:, :, None], c_, 0.0)
+    out_ = out_ + np.where(kept[:, :, None], 0.0, host(c) ** 2).sum(axis=1)  # no λ fits it
+    n_gcv = n if rows is None else float(rows)
+    ratio, dof, rss = _gcv_scan(s2, c_ * c_, out_, n_gcv)  # each (B, m)
+    lam = ratio * s2[:, :1]  # (B, m)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        gain = np.where(kept[:, :, None], S_[:, :, None] / (s2[:, :, None] + lam[:, None, :]),
+                        0.0)  # (B, k, m)
+    theta = np.matmul(Vh_.transpose(0, 2, 1), gain * c_)  # (B, w, m)
+    back = lambda a: torch.as_tensor(a, device=A.device).to(A.dtype).reshape(  # noqa: E731
+        *batch, *a.shape[1:])
+    return GCVResult(back(theta), back(lam), back(dof), back(rss), n_gcv)
+
+
+def _gcv_scan(s2: np.ndarray, c2: np.ndarray, outside: np.ndarray,
+              n: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """λ / σ_max² minimizing GCV, and tr H and the residual there: each (B, m).
+
+    ``s2`` (B, k) squared singular values (0 for dropped ones), ``c2`` (B, k, m) squared
+    coefficients Uᵀb, ``outside`` (B, m) the residual no λ can remove.
+    """
+    top = s2[:, :1]  # (B, 1)
+
+    def score(ratios):  # ratios (B, G, m) → criterion, rss, dof (B, G, m)
+        lam = ratios * top[:, :, None]  # (B, G, m)
+        s = s2[:, None, :, None]  # (B, 1, k, 1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            f = np.where(s > 0, s / (s + lam[:, :, None, :]), 0.0)  # (B, G, k, m); λ=0: 1
+        rss = outside[:, None, :] + ((1.0 - f) ** 2 * c2[:, None, :, :]).sum(axis=2)
+        room = n - f.sum(axis=2)
+        crit = np.where(room >= 0.5, n * rss / np.maximum(room, 0.5) ** 2, np.inf)
+        return crit, rss, n - room
+
+    B, m = outside.shape
+    ratios = np.broadcast_to(_GCV_COARSE[None, :, None], (B, len(_GCV_COARSE), m))
+    crit, _, _ = score(ratios)
+    centre = np.take_along_axis(ratios, crit.argmin(axis=1)[:, None, :], axis=1)  # (B, 1, m)
+    refined = centre * _GCV_FINE[None, :, None]  # (B, F, m); λ = 0 stays 0
+    crit, rss, dof = score(refined)
+    pick = crit.argmin(axis=1)[:, None, :]
+    take = lambda a: np.take_along_axis(a, pick, axis=1)[:, 0, :]  # noqa: E731
+    return take(refined), take(dof), take(rss)
+
+
+def solve_options(problem, method: str, rcond: float | None, ridge: float) -> dict:
+    """The keywords the engines pass to :func:`solve_head` every iteration: the method, rcond,
+    ridge and, for GCV, the rows to count when the problem says (``problem.gcv_rows``, e.g.
+    the sum of the frequency weights of a weighted regression)."""
+    options = {"method": method, "rcond": rcond, "ridge": ridge}
+    if method == "gcv" and getattr(problem, "gcv_rows", None) is not None:
+        options["rows"] = float(problem.gcv_rows)
+    return options
+
 
 def design_matrix(features: torch.Tensor, bias: bool = True) -> torch.Tensor:
     """Append a column of ones to ``features`` (..., N, w) → (..., N, w + 1) for the head bias."""
@@ -196,6 +346,7 @@ def solve_head(
     method: str = "auto",
     rcond: float | None = None,
     ridge: float = 0.0,
+    rows: float | None = None,
 ) -> torch.Tensor:
     r"""The head θ minimizing :math:`\|Aθ − b\|` (eq. 7), minimum-norm when A is rank deficient.
 
@@ -231,10 +382,14 @@ def solve_head(
     Args:
         A: ``(..., N, w)`` design rows (leading dimensions are batch dimensions), detached.
         b: ``(..., N, m)`` targets.
-        method: ``"auto"``, or one of :func:`deepbasis.lstsq`'s methods (``"svd"``, ``"qr"``,
-            ``"ridge"``) to use that solver unchanged.
+        method: ``"auto"``, ``"gcv"`` (Tikhonov-regularized, λ chosen on every solve by
+            generalized cross-validation from the SVD, see :func:`gcv_lstsq`; for noisy data),
+            or one of :func:`deepbasis.lstsq`'s methods (``"svd"``, ``"qr"``, ``"ridge"``) to
+            use that solver unchanged.
         rcond: relative cutoff for small singular values.
         ridge: Tikhonov parameter for ``method="ridge"``.
+        rows: for ``method="gcv"``, the number of rows the criterion counts (see
+            :func:`gcv_lstsq`; a weighted problem's sum of frequency weights).
 
     Returns:
         θ ``(..., w, m)``. A matrix with NaN or inf entries (a diverged basis) gets a NaN
@@ -270,7 +425,9 @@ def solve_head(
         flat_A = torch.where(ok[:, None, None], flat_A, 0.0)
         if compact:
             column_max = torch.where(ok[:, None], column_max, 0.0)
-    if method != "auto":
+    if method == "gcv":
+        theta = gcv_lstsq(flat_A, flat_b, rcond, rows=rows).solution  # (B, w, m)
+    elif method != "auto":
         theta = lstsq(flat_A, flat_b, method=method, rcond=rcond, ridge=ridge).solution
     elif not compact:
         theta = _min_norm_svd(flat_A, flat_b, rcond)  # (B, w, m)

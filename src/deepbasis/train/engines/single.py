@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from ..loop import Engine, trained_parameters
-from ..lstsq import head_of, set_head_, solve_head
+from ..lstsq import head_of, set_head_, solve_head, solve_options
 from ..optim import make_optimizer
 from ..problem import Problem, head_parameters, problem_loss
 
@@ -20,7 +20,7 @@ class SingleEngine(Engine):
         self.head = head_of(model)
         self.n_members = 1
         self.device = self.head.weight.device
-        self.solve = dict(method=lstsq_method, rcond=rcond, ridge=ridge)
+        self.solve = solve_options(problem, lstsq_method, rcond, ridge)
         self.params = [p for p in model.parameters()]
         self.trained = trained_parameters(model, self.head, method)
         self.optimizer = make_optimizer(optimizer, self.trained, lr, optimizer_options)

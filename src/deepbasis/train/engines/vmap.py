@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from ..loop import Engine
-from ..lstsq import head_of, solve_head
+from ..lstsq import head_of, solve_head, solve_options
 from ..optim import make_optimizer
 from ..problem import Problem, problem_loss
 
@@ -42,7 +42,7 @@ class VmapEngine(Engine):
         self.device = head.weight.device
         self.lsgd = method == "lsgd"
         self.width = head.in_features
-        self.solve = dict(method=lstsq_method, rcond=rcond, ridge=ridge)
+        self.solve = solve_options(problem, lstsq_method, rcond, ridge)
         names = {id(p): name for name, p in models[0].named_parameters()}
         self.head_weight = "model." + names[id(head.weight)]
         self.head_bias = "model." + names[id(head.bias)] if head.bias is not None else None
