@@ -334,7 +334,7 @@ class BasisRegressor(RegressorMixin, BaseEstimator):
                 f"{which} is constant (every value is {float(Y[0, j])!r}); BasisRegressor "
                 "fits that constant",
                 UserWarning,
-                stacklevel=2,
+                stacklevel=3,  # past the all-or-nothing wrapper: the caller of fit
             )
         scale = np.where(constant | (scale == 0), 1.0, scale)
         self.y_mean_, self.y_scale_ = mean, scale

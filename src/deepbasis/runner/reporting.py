@@ -242,11 +242,14 @@ def format_status(statuses: Sequence[FolderStatus], *, max_missing: int = 5,
     """Human-readable status of several folders (what ``deepbasis status`` prints)."""
     lines: list[str] = []
     for status in statuses:
-        lines.append(f"{status.folder}  ({status.records} records stored)")
+        unreadable = status.error and not status.records and not status.profiles
+        counted = "records unreadable" if unreadable else f"{status.records} records stored"
+        lines.append(f"{status.folder}  ({counted})")
         if status.error:
             lines.append(f"  error: {status.error}")
         if not status.profiles and not status.error:
-            lines.append("  no result store (report files only)")
+            lines.append("  no run plan in the store" if status.records
+                         else "  no result store (report files only)")
         for p in status.profiles:
             state = "complete" if p.complete else (
                 "unfinished (interrupted, failed or still running)" if p.finished_at is None
