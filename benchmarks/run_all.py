@@ -14,6 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_ensemble  # noqa: E402
 import bench_lsgd_vs_gd  # noqa: E402
+import bench_spline  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -28,6 +29,8 @@ def main(argv: list[str] | None = None) -> None:
     bench_lsgd_vs_gd.main(common)
     print()
     bench_ensemble.main(common)
+    print()
+    bench_spline.main(["--threads", str(args.threads)] + (["--quick"] if args.quick else []))
     print(f"\nall benchmarks: {time.perf_counter() - start:.0f} s")
 
 

@@ -21,7 +21,8 @@ except SystemExit as done:
     code = done.code
 else:
     code = 0
-heavy = sorted(m for m in ("torch", "scipy", "sklearn", "matplotlib", "rich") if m in sys.modules)
+heavy = sorted(m for m in ("torch", "scipy", "sklearn", "matplotlib", "rich", "pydantic")
+               if m in sys.modules)
 print("HEAVY=" + json.dumps(heavy), "CODE=" + str(code))
 """
 

@@ -30,8 +30,7 @@ def test_quick_profile_writes_records_claims_and_figures(experiment_id, tmp_path
     assert all(isinstance(c["passed"], bool) for c in claims)
     for figure in figures:
         assert (tmp_path / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "PASS" in (tmp_path / "report.md").read_text() or \
-        "FAIL" in (tmp_path / "report.md").read_text()
+    assert "not judged" in (tmp_path / "report.md").read_text()  # quick is a smoke check
     if experiment_id == "go.variance_flow":  # these hold at any size
         assert all(c["passed"] for c in claims
                    if c["claim"].startswith(("ReLU", "tanh", "Backward")))

@@ -57,7 +57,7 @@ class ShallowParams:
         input ``domain`` is folded into w and b, so θ_NN is in the user's x), or
         ``nn.Sequential(nn.Linear(1, H), nn.ReLU(), nn.Linear(H, 1))``.
         """
-        first, head = _shallow_layers(model)
+        first, head = shallow_layers(model)
         with torch.no_grad():
             w = first.weight.detach().to("cpu", torch.float64)[:, 0].clone()
             b = first.bias.detach().to("cpu", torch.float64).clone()
@@ -89,14 +89,15 @@ class ShallowParams:
         return (x[:, None] * self.w + self.b) > 0
 
 
-def _shallow_layers(model: nn.Module) -> tuple[nn.Linear, nn.Linear]:
-    if isinstance(model, MLP):
-        if (model.depth == 1 and model.in_features == 1 and model.out_features == 1
-                and model.activation_name == "relu" and not model.residual):
-            return model.layers[0], model.head
-    elif isinstance(model, nn.Sequential):
-        mods = [m for m in model.modules()
-                if not isinstance(m, (nn.Sequential, nn.Identity))]
+def shallow_layers(model: nn.Module) -> tuple[nn.Linear, nn.Linear]:
+    """The two Linear layers of a shallow 1-D ReLU network (an ``MLP`` of depth 1 with one input,
+    one output and ReLU, or ``nn.Sequential(Linear(1, H), ReLU(), Linear(H, 1))``, nested
+    ``Sequential``s allowed); a ``ValueError`` for anything else."""
+    if isinstance(model, MLP) and model.depth == 1 and model.in_features == 1 \
+            and model.out_features == 1 and model.activation_name == "relu":
+        return model.layers[0], model.head  # depth 1: no skip connection to add
+    if isinstance(model, nn.Sequential):
+        mods = [m for m in model.modules() if not isinstance(m, (nn.Sequential, nn.Identity))]
         if (len(mods) == 3 and isinstance(mods[0], nn.Linear) and isinstance(mods[1], nn.ReLU)
                 and isinstance(mods[2], nn.Linear) and mods[0].in_features == 1
                 and mods[2].out_features == 1 and mods[0].bias is not None

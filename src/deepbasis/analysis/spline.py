@@ -469,8 +469,9 @@ def _relu_split(state: _State, layer: int, crossings: list, next_id: int) -> int
     tc = np.minimum(np.maximum(tj + lam * (tk - tj), tj), tk)  # (C,) inside interval j
     # New points go right after the old point that starts their interval, sorted by x there;
     # each old interval j becomes 1 + (its crossings) intervals, all with parent j.
-    within = np.lexsort((tc, j))
-    j, u, lam, tc = j[within], u[within], lam[within], tc[within]
+    if count > 1 and bool((j[1:] == j[:-1]).any()):  # np.nonzero gave them sorted by interval
+        within = np.lexsort((tc, j))
+        j, u, lam, tc = j[within], u[within], lam[within], tc[within]
     per_interval = np.bincount(j, minlength=p - 1)  # (P − 1,)
     shift = np.zeros(p, dtype=np.int64)
     np.cumsum(per_interval, out=shift[1:])
@@ -511,8 +512,7 @@ def _relu_split(state: _State, layer: int, crossings: list, next_id: int) -> int
     origin[old_at] = state.origin
     origin[new_at] = ids
     state.t, state.x, state.origin = new_t, out, origin
-    by_x = np.argsort(tc, kind="stable")
-    crossings.append((layer, tc[by_x], u[by_x], ids[by_x]))
+    crossings.append((layer, tc, u, ids))  # sorted by interval, then by x: sorted by x
     return next_id + count
 
 
@@ -657,16 +657,3 @@ def bdso(model: nn.Module) -> BDSO:
     return BDSO(beta, mu, orient, offset)
 
 
-def _shallow_layers(model: nn.Module) -> tuple[nn.Linear, nn.Linear]:
-    if isinstance(model, MLP) and model.depth == 1 and model.in_features == 1 \
-            and model.out_features == 1 and model.activation_name == "relu":
-        return model.layers[0], model.head
-    if isinstance(model, nn.Sequential):
-        mods = [m for m in _flatten(model) if not isinstance(m, nn.Identity)]
-        if (len(mods) == 3 and isinstance(mods[0], nn.Linear) and isinstance(mods[1], nn.ReLU)
-                and isinstance(mods[2], nn.Linear) and mods[0].in_features == 1
-                and mods[2].out_features == 1 and mods[0].bias is not None
-                and mods[2].bias is not None):
-            return mods[0], mods[2]
-    raise ValueError("need a shallow network Linear(1, H) → ReLU → Linear(H, 1) with biases (an "
-                     "MLP with depth=1, in_features=1, out_features=1, activation='relu')")

@@ -167,6 +167,7 @@ def predict_command(
     --column (drag → drag_pred), so the predictions join back to the rows. When DATA also has
     the target column(s), the error of the predictions is printed.
     """
+    import numpy as np
 
     from .._files import UnwritableError, check_writable
     from .data import FORMATS, DataError, read_columns, read_table, write_table

@@ -12,6 +12,7 @@ from torch import nn
 
 from .._checks import GeneratorLike, check_choice
 from .box import box_, box_layer_parameters
+from .breakpoints import alpha_scale_, random_cpwl, set_spline_, spiky_, uniform_breakpoints_
 from .classic import glorot_, he_, orthogonal_, raai_, raai_layer_parameters, torch_default_
 from .compositional import compositional_peaks_
 from .go import GOHistory, feature_cosines, go_, go_module_, mean_squared_cosine
@@ -33,7 +34,9 @@ def initialize_(module: nn.Module, name: str, *, generator: GeneratorLike = None
 
     Valid names are the keys of :data:`INITIALIZERS` ('box', 'he', 'glorot', 'orthogonal',
     'raai', 'torch_default', 'go'); an unknown name raises a ``ValueError`` that lists them.
-    'go' calibrates on data and needs ``x=inputs`` among the options.
+    'go' calibrates on data and needs ``x=inputs`` among the options. The spline-view
+    initializers (:func:`uniform_breakpoints_`, :func:`alpha_scale_`, :func:`spiky_`) need a
+    data range or a scale, so they are called directly, not by name.
     """
     check_choice("initializer", name, INITIALIZERS)
     return INITIALIZERS[name](module, generator=generator, **options)
@@ -42,6 +45,7 @@ def initialize_(module: nn.Module, name: str, *, generator: GeneratorLike = None
 __all__ = [
     "GOHistory",
     "INITIALIZERS",
+    "alpha_scale_",
     "box_",
     "box_layer_parameters",
     "compositional_peaks_",
@@ -55,5 +59,9 @@ __all__ = [
     "orthogonal_",
     "raai_",
     "raai_layer_parameters",
+    "random_cpwl",
+    "set_spline_",
+    "spiky_",
     "torch_default_",
+    "uniform_breakpoints_",
 ]

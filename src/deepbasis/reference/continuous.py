@@ -69,6 +69,7 @@ def _spline(lo: float, hi: float, knots: np.ndarray, coef: np.ndarray) -> Spline
 
 
 def continuous_pwl_fit(x, y, n_pieces: int, *, random_starts: int = 2, sweeps: int = 2,
+                       max_evaluations: int | None = None,
                        generator: GeneratorLike = None) -> ContinuousFit:
     """Least-squares continuous piecewise-linear fit with ``n_pieces`` pieces (free knots).
 
@@ -79,6 +80,8 @@ def continuous_pwl_fit(x, y, n_pieces: int, *, random_starts: int = 2, sweeps: i
     ``sweeps`` rounds move one knot at a time to the best of ≤ 200 grid positions (others
     fixed) and polish again, which gets the solver past the kinks where a knot crosses a data
     point; up to 10 knots a Nelder–Mead simplex polishes each result for the same reason.
+    ``max_evaluations`` caps the residual evaluations of each local solve (many knots make
+    each finite-difference Jacobian cost one least-squares solve per knot).
     Cost: O(sweeps · k · 200) small least-squares solves plus the polishing.
     """
     x, y = _prepare(x, y)
@@ -100,7 +103,7 @@ def continuous_pwl_fit(x, y, n_pieces: int, *, random_starts: int = 2, sweeps: i
         starts.append(np.sort(lo + (hi - lo) * u))
     best = None
     for start in starts:
-        cost, knots = _polish(x, y, np.clip(start, lo, hi), lo, hi)
+        cost, knots = _polish(x, y, np.clip(start, lo, hi), lo, hi, max_evaluations)
         if best is None or cost < best[0]:
             best = (cost, knots)
     # The cost has a kink wherever a knot crosses a data point, where a local solver can stall:
@@ -114,7 +117,7 @@ def continuous_pwl_fit(x, y, n_pieces: int, *, random_starts: int = 2, sweeps: i
             costs = [float(np.square(_solve(x, y, k)[1]).sum()) for k in trial]
             if min(costs) < cost:
                 cost, knots = min(costs), trial[int(np.argmin(costs))]
-        cost, knots = _polish(x, y, knots, lo, hi)
+        cost, knots = _polish(x, y, knots, lo, hi, max_evaluations)
         if cost >= best[0] * (1 - 1e-12):
             break
         best = (cost, knots)
@@ -123,12 +126,12 @@ def continuous_pwl_fit(x, y, n_pieces: int, *, random_starts: int = 2, sweeps: i
     return ContinuousFit(_spline(lo, hi, knots, coef), cost, len(starts))
 
 
-def _polish(x, y, knots, lo, hi) -> tuple[float, np.ndarray]:
+def _polish(x, y, knots, lo, hi, max_evaluations=None) -> tuple[float, np.ndarray]:
     def sse(k):
         return float(np.square(_solve(x, y, np.clip(k, lo, hi))[1]).sum())
 
     fit = least_squares(lambda k: _solve(x, y, k)[1], knots, bounds=(lo, hi), method="trf",
-                        x_scale=(hi - lo) / (knots.shape[0] + 1))
+                        x_scale=(hi - lo) / (knots.shape[0] + 1), max_nfev=max_evaluations)
     if sse(fit.x) <= sse(knots):
         knots = fit.x
     if knots.shape[0] <= NELDER_MEAD_MAX_KNOTS:

@@ -214,7 +214,7 @@ def report_folder(out: str | Path, profile: str) -> Path:
     target.mkdir(parents=True, exist_ok=True)
     for path in [*(out / name for name in _REPORT_FILES), *sorted(out.glob("*.png"))]:
         if path.is_file():
-            os.replace(path, target / path.name)
+            path.replace(target / path.name)
     return out
 
 
