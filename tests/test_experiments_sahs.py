@@ -20,6 +20,6 @@ def test_quick_profile_runs_and_reports(experiment_id, tmp_path):
     claims = json.loads((tmp_path / "claims.json").read_text())
     assert claims and all(isinstance(c["passed"], bool) for c in claims)
     report = (tmp_path / "report.md").read_text()
-    assert "PASS" in report or "FAIL" in report
+    assert "not judged" in report  # quick is a smoke check
     pngs = list(tmp_path.glob("*.png"))
     assert pngs and all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
