@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from conftest import SEEDS
-from deepbasis import CompositionalNet, MLP, init
+from deepbasis import MLP, CompositionalNet, init
 from deepbasis.nn import ConstructionViolationError, ConstructionViolationWarning, eq5_scales
 
 F64 = torch.float64
@@ -56,7 +56,7 @@ def test_yarotsky_square_error_falls_fourfold_per_layer():
         net = CompositionalNet(depth, sign=-1, scale0=0.25, dtype=F64)
         with torch.no_grad():
             errors.append(float((net(x) - x**2).abs().max()))
-    for depth, (e0, e1) in enumerate(zip(errors[:11], errors[1:12]), start=1):
+    for depth, (e0, e1) in enumerate(zip(errors[:11], errors[1:12], strict=False), start=1):
         assert 3.99 < e0 / e1 < 4.01, f"depth {depth}: error ratio {e0 / e1}"
     assert errors[-1] < 3e-13
     x_fine = torch.rand(100_000, 1, generator=torch.Generator().manual_seed(0), dtype=F64)
@@ -175,7 +175,7 @@ def test_eq5_derivative_jumps_shrink_with_depth(seed):
         with torch.no_grad():
             free.log_scales.copy_(math.log(0.25) - math.log(2) * torch.arange(depth, dtype=F64))
         halving.append(float(exact_jumps(free).max()))
-    assert all(b < a for a, b in zip(enforced, enforced[2:])), enforced
+    assert all(b < a for a, b in zip(enforced, enforced[2:], strict=False)), enforced
     assert enforced[-1] < 0.02 * enforced[0]
     assert halving[-1] > 5 * halving[0]
 

@@ -209,8 +209,8 @@ def test_interrupted_refit_leaves_the_regressor_as_it_was(monkeypatch):
 
     original = fit_module.fit
 
-    def interrupted(*args, **kwargs):
-        return original(*args, **kwargs, callbacks=[_interrupt_at(5)])
+    def interrupted(*args, callbacks=(), **kwargs):  # the estimator's own callbacks stay
+        return original(*args, **kwargs, callbacks=[*callbacks, _interrupt_at(5)])
 
     monkeypatch.setattr(fit_module, "fit", interrupted)
     with pytest.raises(KeyboardInterrupt):

@@ -99,9 +99,9 @@ def test_regressor_applies_threads_only_during_fit(two_threads, monkeypatch, thr
     seen = []
     fit = BasisRegressor._fit
 
-    def spy(self, X, y, settings):
+    def spy(self, *args):  # (X, y, sample_weight, settings)
         seen.append(torch.get_num_threads())
-        return fit(self, X, y, settings)
+        return fit(self, *args)
 
     monkeypatch.setattr(BasisRegressor, "_fit", spy)
     X = np.linspace(0, 1, 20)[:, None]
@@ -124,9 +124,9 @@ def test_cli_fit_applies_threads_only_during_the_fit(two_threads, monkeypatch, t
     seen = []
     fit = BasisRegressor._fit
 
-    def spy(self, X, y, settings):
+    def spy(self, *args):  # (X, y, sample_weight, settings)
         seen.append(torch.get_num_threads())
-        return fit(self, X, y, settings)
+        return fit(self, *args)
 
     monkeypatch.setattr(BasisRegressor, "_fit", spy)
     data = tmp_path / "d.csv"

@@ -25,9 +25,9 @@ import numpy as np
 import torch
 
 from ...runner import Cell, Claim, Experiment, Report
+from ...train import fit
 from ..plotting import COLORS, markdown_table, new_figure, save_figure
 from ._common import SETUP, TARGETS, collapsed, data, plain
-from ...train import fit
 
 _COMMON = {**SETUP, "target": "x3", "init": "default", "curve_points": 101}
 PROFILES = {

@@ -17,7 +17,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from ...nn import CompositionalNet
@@ -68,10 +67,10 @@ def report(records: list[dict], params: Mapping[str, Any], out: Path) -> Report:
     ax.legend()
     name = save_figure(figure, out, "square.png")
 
-    ratios = [a / b for a, b in zip(raw, raw[1:])]
+    ratios = [a / b for a, b in zip(raw, raw[1:], strict=False)]
     rows = [[d, f"{r['theory']:.3e}", f"{r['construction_error']:.3e}", f"{r['raw_error']:.3e}",
              f"{ratio:.3f}" if ratio is not None else ""]
-            for d, r, ratio in zip(depths, records, [None, *ratios])]
+            for d, r, ratio in zip(depths, records, [None, *ratios], strict=False)]
     table = markdown_table(["d", "4^-(d+1)", "construction error", "MLP error",
                             "ratio to d − 1"], rows)
     last = raw[-1]
