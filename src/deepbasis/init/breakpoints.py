@@ -22,8 +22,9 @@ from torch import nn
 
 from .._checks import GeneratorLike, as_generator
 from ..analysis.shallow import shallow_layers
-from ..analysis.spline import Spline, _flatten
+from ..analysis.spline import Spline
 from ..nn.mlp import MLP
+from ._walk import linear_layers
 
 
 def _affine(model: nn.Module) -> tuple[float, float]:
@@ -126,11 +127,10 @@ def alpha_scale_(module: nn.Module, alpha: float | torch.Tensor, *, layer: int =
         if module.residual and module.depth > 1:
             raise ValueError("alpha_scale_ needs a plain network: in a residual MLP the skip "
                              "would carry the scaled features past the next layer")
-        linears = [*module.layers, module.head]
-    elif isinstance(module, nn.Sequential):
-        linears = [m for m in _flatten(module) if isinstance(m, nn.Linear)]
-    else:
+    elif not isinstance(module, nn.Sequential):
         raise TypeError(f"alpha_scale_ takes an MLP or nn.Sequential, got {type(module).__name__}")
+    walk = linear_layers(module)
+    linears = [*walk.hidden, walk.head]
     if not 1 <= layer < len(linears):
         raise ValueError(f"layer must be between 1 and {len(linears) - 1} (the hidden layers), "
                          f"got {layer}")

@@ -140,44 +140,37 @@ def report(records: list[dict], params: Mapping[str, Any], out: Path) -> Report:
     units = params["units"]
     figure, axes = new_figure(3, 2, width=4.2, height=3.2)
     theory = "#444444"
-    # Gaussian: β vs Cauchy(0, 1); μ / scale(β) vs Laplace(0, 1).
-    for ax, key, bins, pdf, title in (
-        (axes[0, 0], "beta_hist", BETA_BINS, stats.cauchy(0, 1).pdf,
-         "He (Gaussian): breakpoints β vs Cauchy(0, 1)"),
-        (axes[0, 1], "z_hist", Z_BINS, stats.laplace().pdf,
-         "He: μ / scale(β) vs Laplace(0, 1)  (μ∣β)"),
-    ):
-        _density(ax, np.sum([r[key] for r in by["gaussian"]], axis=0), bins, "draws", COLORS[0],
-                 total=sum(r["n"] for r in by["gaussian"]))
-        grid = np.linspace(bins[0], bins[-1], 400)
-        ax.plot(grid, pdf(grid), color=theory, ls="--", label="theory")
-        ax.set_title(title, fontsize=9)
-        ax.legend(fontsize=8)
-    # Gaussian μ marginal (K₀) on the μ/(σ_v σ_w) scale.
-    ax = axes[0, 2]
-    _density(ax, np.sum([r["mu_scaled_hist"] for r in by["gaussian"]], axis=0), MU_BINS,
-             "draws", COLORS[0], total=sum(r["n"] for r in by["gaussian"]))
-    grid = np.linspace(-1, 1, 401)
-    ax.plot(grid, dist.gaussian_delta_slope_pdf(grid, 1.0, 1.0), color=theory, ls="--",
-            label="K₀ law")
-    ax.set_title("He: μ / (σ_v σ_w) vs K₀(|·|)/π", fontsize=9)
-    ax.legend(fontsize=8)
-    # Uniform: β, μ∣β, μ.
-    for ax, key, bins, pdf, title in (
-        (axes[1, 0], "beta_hist", BETA_BINS, lambda b: dist.uniform_breakpoint_pdf(b, 1.0, 1.0),
-         "PyTorch default (uniform): β vs min(1/|β|, 1)²/4"),
-        (axes[1, 1], "z_hist", TRI_BINS, dist.standard_triangular().pdf,
-         "uniform: μ / half-width(β) vs triangular"),
-        (axes[1, 2], "mu_scaled_hist", MU_BINS,
-         lambda m: dist.uniform_delta_slope_pdf(m, 1.0, 1.0),
-         "uniform: μ / (a_w a_v) vs log(1/|μ|)/2"),
-    ):
-        _density(ax, np.sum([r[key] for r in by["uniform"]], axis=0), bins, "draws", COLORS[1],
-                 total=sum(r["n"] for r in by["uniform"]))
-        grid = np.linspace(bins[0], bins[-1], 401)
-        ax.plot(grid, pdf(grid), color=theory, ls="--", label="theory")
-        ax.set_title(title, fontsize=9)
-        ax.legend(fontsize=8)
+    # Gaussian: β vs Cauchy(0, 1); μ / scale(β) vs Laplace(0, 1); μ (K₀) on the μ/(σ_v σ_w)
+    # scale. Uniform: β, μ∣β, μ.
+    panels = {
+        "gaussian": (COLORS[0], (
+            (axes[0, 0], "beta_hist", BETA_BINS, stats.cauchy(0, 1).pdf,
+             "He (Gaussian): breakpoints β vs Cauchy(0, 1)"),
+            (axes[0, 1], "z_hist", Z_BINS, stats.laplace().pdf,
+             "He: μ / scale(β) vs Laplace(0, 1)  (μ∣β)"),
+            (axes[0, 2], "mu_scaled_hist", MU_BINS,
+             lambda m: dist.gaussian_delta_slope_pdf(m, 1.0, 1.0),
+             "He: μ / (σ_v σ_w) vs K₀(|·|)/π"),
+        )),
+        "uniform": (COLORS[1], (
+            (axes[1, 0], "beta_hist", BETA_BINS,
+             lambda b: dist.uniform_breakpoint_pdf(b, 1.0, 1.0),
+             "PyTorch default (uniform): β vs min(1/|β|, 1)²/4"),
+            (axes[1, 1], "z_hist", TRI_BINS, dist.standard_triangular().pdf,
+             "uniform: μ / half-width(β) vs triangular"),
+            (axes[1, 2], "mu_scaled_hist", MU_BINS,
+             lambda m: dist.uniform_delta_slope_pdf(m, 1.0, 1.0),
+             "uniform: μ / (a_w a_v) vs log(1/|μ|)/2"),
+        )),
+    }
+    for family, (color, rows) in panels.items():
+        for ax, key, bins, pdf, title in rows:
+            _density(ax, np.sum([r[key] for r in by[family]], axis=0), bins, "draws", color,
+                     total=sum(r["n"] for r in by[family]))
+            grid = np.linspace(bins[0], bins[-1], 401)
+            ax.plot(grid, pdf(grid), color=theory, ls="--", label="theory")
+            ax.set_title(title, fontsize=9)
+            ax.legend(fontsize=8)
     name_shallow = save_figure(figure, out, "init_distributions_shallow.png")
 
     depth = params["deep_depth"]
