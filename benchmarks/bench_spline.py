@@ -28,6 +28,7 @@ import torch
 
 from deepbasis import MLP, init
 from deepbasis.analysis import count_regions, spline_of
+from deepbasis.analysis import spline as spline_module
 from deepbasis.reference import optimal_segmentation
 
 
@@ -37,14 +38,15 @@ def _cpu_time(fn) -> float:
     return time.process_time() - start
 
 
-def alternate(a, b, rounds: int) -> tuple[float, float]:
-    """Median CPU seconds of ``a`` and ``b``, timed alternately ``rounds`` times each."""
-    a(), b()  # warm up
-    ta, tb = [], []
+def alternate(*fns, rounds: int) -> list[float]:
+    """Median CPU seconds of each of ``fns``, timed in turn ``rounds`` times each."""
+    for fn in fns:  # warm up
+        fn()
+    times = [[] for _ in fns]
     for _ in range(rounds):
-        ta.append(_cpu_time(a))
-        tb.append(_cpu_time(b))
-    return statistics.median(ta), statistics.median(tb)
+        for fn, ts in zip(fns, times, strict=True):
+            ts.append(_cpu_time(fn))
+    return [statistics.median(ts) for ts in times]
 
 
 def regioncam_network(model: MLP, lower: float, upper: float):
@@ -93,16 +95,24 @@ def bench_spline(rounds: int, width: int = 64, depth: int = 8) -> list[dict]:
         def ours(model=model):
             return spline_of(model, lower, upper)
 
+        def ours_numpy(model=model):  # the ReLU step in NumPy, as without deepbasis[fast]
+            spline_module.ACCELERATE = False
+            try:
+                return spline_of(model, lower, upper)
+            finally:
+                spline_module.ACCELERATE = True
+
         def theirs(net=net):
             cam = regioncam.Regioncam1D(upper - lower)
             cam.add(net)
             return cam.num_edges
 
-        t_ours, t_rc = alternate(ours, theirs, rounds)
+        t_ours, t_numpy, t_rc = alternate(ours, ours_numpy, theirs, rounds=rounds)
         spline = ours()
         rows.append({"init": name, "pieces": spline.num_pieces,
                      "regions": count_regions(model, lower, upper), "regioncam": theirs(),
-                     "ours_ms": t_ours * 1e3, "regioncam_ms": t_rc * 1e3,
+                     "ours_ms": t_ours * 1e3, "numpy_ms": t_numpy * 1e3,
+                     "regioncam_ms": t_rc * 1e3,
                      "ratio": t_rc / t_ours})
     return rows
 
@@ -150,16 +160,18 @@ def main(argv: list[str] | None = None) -> dict:
     torch.set_num_threads(args.threads)
     if args.quick:
         args.rounds, args.n = 5, 500
+    compiled = spline_module._split_step() is not spline_module._split_numpy
     print(f"Exact spline of a depth-8 width-64 plain ReLU network on [-3, 3]: deepbasis spline_of "
-          f"(float64) vs regioncam Regioncam1D (float32); median CPU time of {args.rounds} "
-          f"alternating rounds, threads={args.threads}")
+          f"(float64; ReLU step {'compiled by Numba' if compiled else 'in NumPy: no Numba'}) vs "
+          f"regioncam Regioncam1D (float32); median CPU time of {args.rounds} rounds in turn, "
+          f"threads={args.threads}; 'numpy step' = spline_of without Numba")
     rows = bench_spline(args.rounds)
     for r in rows:
         same = "same" if r["regions"] == r["regioncam"] else "DIFFERENT"
         print(f"  {r['init']:28s} pieces {r['pieces']:4d}  regions {r['regions']:4d} "
-              f"(regioncam {r['regioncam']:4d}, {same})  deepbasis {r['ours_ms']:7.3f} ms  "
-              f"regioncam {r['regioncam_ms']:7.3f} ms  regioncam/deepbasis {r['ratio']:.2f}x "
-              f"(target >= 1)")
+              f"(regioncam {r['regioncam']:4d}, {same})  deepbasis {r['ours_ms']:6.3f} ms "
+              f"(numpy step {r['numpy_ms']:6.3f})  regioncam {r['regioncam_ms']:6.3f} ms  "
+              f"regioncam/deepbasis {r['ratio']:.2f}x (target >= 1)")
     print()
     print(f"DP segmentation, n = {args.n}, k = {args.pieces} linear pieces, min_size 2, jump "
           f"{args.jump}: deepbasis optimal_segmentation vs ruptures.Dynp(model='linear')")

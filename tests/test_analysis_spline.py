@@ -314,3 +314,58 @@ def test_region_counts_equal_regioncam(seed, residual, depth, width):
     ours = count_regions(model, LOWER, UPPER)
     assert ours == regioncam_regions(model, LOWER, UPPER)
     assert count_pieces(model, LOWER, UPPER) <= ours
+
+
+# --- rounding slivers and the compiled ReLU step ---------------------------------------------
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("depth", [3, 5, 7])
+def test_rounding_slivers_are_not_pieces(seed, depth):
+    # Milkert et al.'s construction has exactly 2^d pieces on [0, 1]; some of its units touch
+    # zero without crossing, and rounding dips them an ulp below: raw pieces ~1e-16 wide.
+    from deepbasis.init import compositional_peaks_
+    from deepbasis.nn import CompositionalNet
+
+    net = compositional_peaks_(CompositionalNet(depth, dtype=torch.float64), 0.3, 0.7,
+                               scale0=0.25, generator=seed).to_mlp()
+    spline = spline_of(net, 0.0, 1.0)
+    assert spline.num_pieces == count_pieces(net, 0.0, 1.0) == 2**depth
+    assert float(spline.points.diff().min()) > 1e-6  # the true pieces are ≥ 0.3^d wide
+    x = torch.linspace(0.0, 1.0, 2001, dtype=torch.float64)[:, None]
+    with torch.no_grad():  # nothing of the function was lost with the slivers
+        torch.testing.assert_close(spline(x), net(x), rtol=1e-12, atol=1e-12)
+    raw = spline_of(net, 0.0, 1.0, sliver_rtol=0.0)
+    assert raw.num_pieces >= spline.num_pieces  # (seed-dependent: slivers or none)
+    narrow = raw.points.diff() <= 1e-12
+    assert raw.num_pieces - int(narrow.sum()) <= spline.num_pieces
+
+
+def test_sliver_rtol_is_checked():
+    with pytest.raises(ValueError, match="sliver_rtol"):
+        spline_of(random_mlp(0, 4, 2), LOWER, UPPER, sliver_rtol=-1.0)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("residual", [False, True], ids=["plain", "residual"])
+@pytest.mark.parametrize("depth,width", [(1, 64), (3, 16), (8, 64)])
+def test_compiled_step_equals_numpy(seed, residual, depth, width, monkeypatch):
+    # The Numba step does the NumPy step's arithmetic in the same order; the matrix products
+    # between steps may round an ulp differently (MKL's result depends on the buffers'
+    # alignment), so the knots agree to rounding and everything discrete agrees exactly.
+    pytest.importorskip("numba")
+    from deepbasis.analysis import spline as spline_module
+
+    model = random_mlp(seed, width, depth, residual)
+    compiled = spline_of(model, LOWER, UPPER)
+    assert spline_module._COMPILED  # Numba is installed: the compiled step ran
+    monkeypatch.setattr(spline_module, "ACCELERATE", False)
+    plain = spline_of(model, LOWER, UPPER)
+    for name in ("points", "values", "slopes"):
+        torch.testing.assert_close(getattr(compiled, name), getattr(plain, name), rtol=1e-13,
+                                   atol=1e-13 * float(getattr(plain, name).abs().max()))
+    assert torch.equal(compiled.knot_layer, plain.knot_layer)
+    assert torch.equal(compiled.knot_unit, plain.knot_unit)
+    for a, b in zip(compiled.crossings, plain.crossings, strict=True):
+        torch.testing.assert_close(a.x, b.x, rtol=1e-13, atol=1e-13)
+        assert torch.equal(a.unit, b.unit) and torch.equal(a.active, b.active)

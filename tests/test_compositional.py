@@ -140,22 +140,18 @@ def test_exactly_two_to_the_d_pieces_at_initialization(seed):
     Rounding artifacts: every t1 neuron carries s_k W_{k−1}, which touches zero (without
     crossing) at each valley of W_{k−1} and at x = 1. Rounding can dip it below zero for an ulp
     or two there, and an exact counter then reports extra pieces of width ~1e-16 (off and on
-    again; the output changes by ~1e-17). We count the pieces wider than 1e-12 — the narrowest
-    true piece is at least 0.3^12 ≈ 5e-7 wide — and check that ``count_pieces`` differs from
-    that only by such slivers.
+    again; the output changes by ~1e-17). ``count_pieces`` merges pieces narrower than 1e-12 —
+    the narrowest true piece is at least 0.3^12 ≈ 5e-7 wide; with ``sliver_rtol=0`` the count
+    differs from that only by such slivers.
     """
-    analysis = pytest.importorskip("deepbasis.analysis")
-    count_pieces = getattr(analysis, "count_pieces", None)
-    spline_of = getattr(analysis, "spline_of", None)
-    if count_pieces is None or spline_of is None:
-        pytest.skip("deepbasis.analysis.count_pieces (spline view, issue 11) not on this branch")
+    from deepbasis.analysis import count_pieces, spline_of
+
     for depth in range(1, 13):
         for sign in (-1, 1):
             mlp = random_net(depth, seed + 100 * depth, sign=sign).to_mlp()
-            widths = spline_of(mlp, 0.0, 1.0).points.diff()
+            assert count_pieces(mlp, 0.0, 1.0) == 2**depth, f"depth {depth}, sign {sign}"
+            widths = spline_of(mlp, 0.0, 1.0, sliver_rtol=0.0).points.diff()
             assert int((widths > SLIVER).sum()) == 2**depth, f"depth {depth}, sign {sign}"
-            total = count_pieces(mlp, 0.0, 1.0)
-            assert total == widths.numel() and total >= 2**depth
 
 
 @pytest.mark.parametrize("seed", SEEDS)

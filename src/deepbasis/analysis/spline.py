@@ -42,6 +42,11 @@ from ..nn.mlp import MLP
 # inactive knots give jumps of exactly 0 or a few ulps of those terms (BLAS may sum two rows in
 # different orders); genuine jumps below 1e-13 of the slope terms are beyond float64 anyway.
 DEFAULT_JUMP_RTOL = 1e-13
+# Pieces narrower than this fraction of the interval's scale are rounding slivers: two crossings
+# that coincide mathematically (a unit that touches zero without crossing, dipped an ulp below
+# by rounding; two units built to share a breakpoint) land an ulp or two apart. Breakpoints are
+# computed to ~1e-15 of that scale, so 1e-12 leaves a margin of 1000 either way.
+DEFAULT_SLIVER_RTOL = 1e-12
 
 
 @dataclass(frozen=True)
@@ -365,14 +370,12 @@ def _flatten(seq: nn.Sequential):
 
 def _params(layer: nn.Linear) -> tuple[np.ndarray, np.ndarray]:
     """Weight (out, in) and bias (out,) as float64 NumPy arrays (views when already so)."""
-    w = layer.weight.detach()
-    w = (w if w.dtype == torch.float64 and w.device.type == "cpu"
-         else w.to("cpu", torch.float64)).numpy()
-    if layer.bias is None:
+    w, b = layer.weight.detach(), layer.bias
+    w = (w if w.dtype is torch.float64 and w.is_cpu else w.to("cpu", torch.float64)).numpy()
+    if b is None:
         return w, np.zeros(w.shape[0])
-    b = layer.bias.detach()
-    return w, (b if b.dtype == torch.float64 and b.device.type == "cpu"
-               else b.to("cpu", torch.float64)).numpy()
+    b = b.detach()
+    return w, (b if b.dtype is torch.float64 and b.is_cpu else b.to("cpu", torch.float64)).numpy()
 
 
 def _linear_op(w: np.ndarray, b: np.ndarray) -> tuple:
@@ -403,7 +406,8 @@ class _State:
     the slopes on the P − 1 intervals, the last ⌈P / ANCHOR⌉ rows the values at the anchor
     points 0, ANCHOR, 2·ANCHOR, …, so one matrix product maps both. Also the full values and
     slopes of open residual blocks' inputs, and for each point its origin (crossing id; −1 for
-    the interval's ends).
+    the interval's ends). After a ReLU, ``x`` keeps only the ``columns`` of the units that are
+    nonzero somewhere (``None``: all ``width``): the next layer multiplies by those only.
 
     NumPy float64: the arrays are small, so per-call overhead and passes over memory dominate.
     """
@@ -413,6 +417,19 @@ class _State:
         self.x = x  # (P − 1 + ⌈P / ANCHOR⌉, d)
         self.skips: list[tuple[np.ndarray, np.ndarray]] = []  # (values (P, d), slopes)
         self.origin = np.full(t.shape[0], -1, dtype=np.int64)
+        self.columns: np.ndarray | None = None
+        self.width = x.shape[1]
+
+    def expand(self) -> None:
+        """Put back the all-zero columns of the units a ReLU left off everywhere."""
+        if self.columns is not None:
+            full = np.zeros((self.x.shape[0], self.width))
+            full[:, self.columns] = self.x
+            self.x, self.columns = full, None
+
+    def weight(self, w: np.ndarray) -> np.ndarray:
+        """The columns of a next layer's weight ``w`` that meet the kept units."""
+        return w if self.columns is None else w[:, self.columns]
 
     @property
     def slopes(self) -> np.ndarray:
@@ -441,16 +458,21 @@ def _mm_t(a: np.ndarray, w: np.ndarray) -> np.ndarray:
 
 
 def _linear(state: _State, w: np.ndarray, b: np.ndarray) -> None:
-    x = _mm_t(state.x, w)  # slopes and anchor values in one product
+    x = _mm_t(state.x, state.weight(w))  # slopes and anchor values in one product
     x[state.t.shape[0] - 1:] += b  # the bias moves values only
-    state.x = x
+    state.x, state.columns, state.width = x, None, x.shape[1]
 
 
-def _relu_split(state: _State, layer: int, crossings: list, next_id: int) -> int:
-    """Apply a ReLU, inserting every zero crossing of the pre-activations as a new point."""
-    t, p, m = state.t, state.t.shape[0], ANCHOR
+def _split_numpy(t: np.ndarray, x: np.ndarray, origin: np.ndarray, m: int, next_id: int):
+    """The ReLU step in NumPy: the same arithmetic, in the same order, as the compiled
+    ``_spline_numba.relu_split``. Returns the new points, the buffer (only the columns ``cols``
+    of the units that are > 0 somewhere) and origins, and for each crossing its interval j,
+    unit u, fraction λ along the interval and location t*."""
+    p = t.shape[0]
+    state = _State(t, x)
     z, sz = state.values(), state.slopes  # (P, d) pre-activations, (P − 1, d) their slopes
     pos = z > 0
+    cols = np.nonzero(pos.any(axis=0))[0]  # a crossing has a positive end: an old point
     j, u = np.nonzero(pos[:-1] != pos[1:])  # candidates; a zero at a point is no crossing
     a, b = z[j, u], z[j + 1, u]
     strict = (a * b) < 0
@@ -458,11 +480,10 @@ def _relu_split(state: _State, layer: int, crossings: list, next_id: int) -> int
         j, u, a, b = j[strict], u[strict], a[strict], b[strict]
     count = j.shape[0]
     if count == 0:
-        crossings.append((layer, np.empty(0), np.empty(0, np.int64), np.empty(0, np.int64)))
         on = pos[:-1] | pos[1:]  # a unit is on on an interval iff > 0 at either end
         anchors = np.maximum(z[::m], 0.0)
-        state.x = np.concatenate([np.multiply(sz, on), anchors])
-        return next_id
+        return (t, np.concatenate([np.multiply(sz, on), anchors])[:, cols], cols, origin, j, u,
+                a, a)
     d = z.shape[1]
     lam = a / (a - b)  # in [0, 1]: a and −b have the same sign
     tj, tk = t[j], t[j + 1]
@@ -473,10 +494,7 @@ def _relu_split(state: _State, layer: int, crossings: list, next_id: int) -> int
         within = np.lexsort((tc, j))
         j, u, lam, tc = j[within], u[within], lam[within], tc[within]
     per_interval = np.bincount(j, minlength=p - 1)  # (P − 1,)
-    shift = np.zeros(p, dtype=np.int64)
-    np.cumsum(per_interval, out=shift[1:])
-    old_at = np.arange(p) + shift  # where the old points go
-    new_at = j + 1 + np.arange(count)  # where the crossings go
+    old_at, new_at = _new_positions(j, per_interval)
     q = p + count
     # z is affine on interval j: interpolate every unit; the crossing unit is exactly 0.
     zj = z[j]
@@ -491,28 +509,66 @@ def _relu_split(state: _State, layer: int, crossings: list, next_id: int) -> int
     source[new_at] = np.arange(p, q)
     anchor_rows = source[::m]
     old = anchor_rows < p
-    blocks = anchor_rows.shape[0]
-    out = np.empty((q - 1 + blocks, d))
-    counts = per_interval + 1
-    np.multiply(np.repeat(sz, counts, axis=0), on, out=out[: q - 1])
+    out = np.empty((q - 1 + anchor_rows.shape[0], d))
+    np.multiply(np.repeat(sz, per_interval + 1, axis=0), on, out=out[: q - 1])
     anchors = out[q - 1:]
     anchors[old] = z[anchor_rows[old]]
     anchors[~old] = zc[anchor_rows[~old] - p]
     np.maximum(anchors, 0.0, out=anchors)
-    for k, (v, s) in enumerate(state.skips):  # residual inputs live on the new points too
-        moved = np.empty((q, v.shape[1]))
-        moved[old_at] = v
-        moved[new_at] = v[j] + lam[:, None] * (v[j + 1] - v[j])
-        state.skips[k] = (moved, np.repeat(s, counts, axis=0))
-    ids = np.arange(next_id, next_id + count)
     new_t = np.empty(q)
     new_t[old_at] = t
     new_t[new_at] = tc
-    origin = np.empty(q, dtype=np.int64)
-    origin[old_at] = state.origin
-    origin[new_at] = ids
-    state.t, state.x, state.origin = new_t, out, origin
-    crossings.append((layer, tc, u, ids))  # sorted by interval, then by x: sorted by x
+    new_origin = np.empty(q, dtype=np.int64)
+    new_origin[old_at] = origin
+    new_origin[new_at] = np.arange(next_id, next_id + count)
+    return new_t, out[:, cols], cols, new_origin, j, u, lam, tc
+
+
+def _new_positions(j: np.ndarray, per_interval: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where the old points and the crossings (in interval ``j``, sorted) go among the new."""
+    shift = np.zeros(per_interval.shape[0] + 1, dtype=np.int64)
+    np.cumsum(per_interval, out=shift[1:])
+    return np.arange(shift.shape[0]) + shift, j + 1 + np.arange(j.shape[0])
+
+
+def _split_step():
+    """The compiled ReLU step when Numba is installed (and ``ACCELERATE``), else NumPy's."""
+    global _COMPILED
+    if not ACCELERATE:
+        return _split_numpy
+    if _COMPILED is None:
+        try:
+            from ._spline_numba import relu_split
+        except ImportError:  # Numba is optional: `pip install deepbasis[fast]`
+            relu_split = False
+        _COMPILED = relu_split
+    return _COMPILED or _split_numpy
+
+
+# Run the ReLU step compiled by Numba when it is installed (set False to compare with NumPy).
+ACCELERATE = True
+_COMPILED = None
+
+
+def _relu_split(state: _State, layer: int, crossings: list, next_id: int) -> int:
+    """Apply a ReLU, inserting every zero crossing of the pre-activations as a new point."""
+    state.expand()  # only after another ReLU: units are numbered in the full layer
+    t, width = state.t, state.x.shape[1]
+    new_t, x, cols, origin, j, u, lam, tc = _split_step()(t, state.x, state.origin, ANCHOR,
+                                                          next_id)
+    count = j.shape[0]
+    if count and state.skips:  # residual inputs live on the new points too
+        per_interval = np.bincount(j, minlength=t.shape[0] - 1)
+        old_at, new_at = _new_positions(j, per_interval)
+        for k, (v, s) in enumerate(state.skips):
+            moved = np.empty((new_t.shape[0], v.shape[1]))
+            moved[old_at] = v
+            moved[new_at] = v[j] + lam[:, None] * (v[j + 1] - v[j])
+            state.skips[k] = (moved, np.repeat(s, per_interval + 1, axis=0))
+    state.t, state.x, state.origin = new_t, x, origin
+    state.columns, state.width = (None if cols.shape[0] == width else cols), width
+    # Sorted by interval, then by x: sorted by x.
+    crossings.append((layer, tc, u, np.arange(next_id, next_id + count)))
     return next_id + count
 
 
@@ -523,8 +579,10 @@ def _propagate(ops: list[tuple], state: _State, crossings: list, next_id: int) -
         elif op[0] == "relu":
             next_id = _relu_split(state, len(crossings) + 1, crossings, next_id)
         else:  # residual block: skip + block(skip)
+            state.expand()
             state.skips.append((state.values(), state.slopes.copy()))
             next_id = _propagate(op[1], state, crossings, next_id)
+            state.expand()
             v, s = state.skips.pop()
             state.x = state.x + np.concatenate([s, v[::ANCHOR]])
     return next_id
@@ -532,7 +590,8 @@ def _propagate(ops: list[tuple], state: _State, crossings: list, next_id: int) -
 
 @torch.no_grad()
 def spline_of(model: nn.Module, lower: float, upper: float, *,
-              jump_rtol: float = DEFAULT_JUMP_RTOL) -> Spline:
+              jump_rtol: float = DEFAULT_JUMP_RTOL,
+              sliver_rtol: float = DEFAULT_SLIVER_RTOL) -> Spline:
     r"""The exact spline of a 1-D → m ReLU network on ``[lower, upper]``.
 
     Propagates linear pieces layer by layer in float64 (Sahs et al. 2020, App. B): a neuron of
@@ -549,6 +608,11 @@ def spline_of(model: nn.Module, lower: float, upper: float, *,
         jump_rtol: a crossing is an output knot when the output's slope jumps there by more than
             ``jump_rtol`` times the largest sum of absolute terms that made an output slope (so
             mathematically zero jumps, which rounding can turn into a few ulps, are not knots).
+        sliver_rtol: pieces narrower than ``sliver_rtol · max(upper − lower, |lower|, |upper|)``
+            are rounding slivers between crossings that coincide mathematically (a unit that
+            touches zero without crossing, dipped an ulp below it by rounding): the output keeps
+            the pieces on either side, with a knot between them only if their slopes differ.
+            The layers' ``crossings`` keep every crossing; 0 keeps every piece.
 
     Returns:
         :class:`Spline` with ``knot_layer``, ``knot_unit`` and ``crossings`` filled in.
@@ -571,18 +635,26 @@ def spline_of(model: nn.Module, lower: float, upper: float, *,
     crossings: list[tuple] = []
     _propagate(body, state, crossings, 0)
     if last is not None:
-        terms = _mm_t(np.abs(state.slopes), np.abs(last[1]))
+        terms = _mm_t(np.abs(state.slopes), np.abs(state.weight(last[1])))
         _propagate([last], state, crossings, 0)
     else:
+        state.expand()
         terms = np.abs(state.slopes)
-    return _output_spline(state, crossings, jump_rtol * float(terms.max()))
+    if not sliver_rtol >= 0.0:
+        raise ValueError(f"sliver_rtol must be >= 0 (0 keeps every piece), got {sliver_rtol}")
+    sliver = sliver_rtol * max(upper - lower, abs(lower), abs(upper))
+    return _output_spline(state, crossings, jump_rtol * float(terms.max()), sliver)
 
 
-def _output_spline(state: _State, crossings: list[tuple], atol: float) -> Spline:
+def _output_spline(state: _State, crossings: list[tuple], atol: float, sliver: float) -> Spline:
     t, values, slopes = state.t, state.values(), state.slopes
-    # Coinciding crossings leave zero-length intervals: keep the pieces of positive length; a
-    # knot between two kept pieces takes the last of the points at that x.
-    kept = np.nonzero(t[1:] > t[:-1])[0]  # (Q,) left point of each piece of positive length
+    # Coinciding crossings leave intervals of zero length or a rounding sliver: keep the pieces
+    # wider than `sliver` (the widest if none is); a knot between two kept pieces takes the
+    # last of the points before the right one.
+    widths = t[1:] - t[:-1]
+    kept = np.nonzero(widths > sliver)[0]  # (Q,) left point of each piece kept
+    if kept.shape[0] == 0:
+        kept = np.array([int(np.argmax(widths))])
     slopes = slopes[kept]  # (Q, m)
     bend = (np.abs(slopes[1:] - slopes[:-1]) > atol).any(axis=1)  # (Q − 1,)
     knot_points = kept[1:][bend]  # index in t of each output knot

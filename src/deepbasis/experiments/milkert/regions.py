@@ -11,10 +11,10 @@ RAAI and Box networks at initialization and after training. Two cell kinds:
 
 Rounding slivers: the t1 neurons of the construction carry s_k W_{k−1}, which touches zero
 without crossing at every valley of W_{k−1} and at x = 1. Rounding can dip it below zero for an
-ulp or two, and the exact counter then reports pieces of width ~1e-16 (the output changes by
-~1e-17). We count pieces wider than 1e-12 (``pieces``; the narrowest true piece of a depth-5
-construction is ≥ 0.3^5 wide) from :func:`deepbasis.analysis.spline_of` and record
-:func:`deepbasis.analysis.count_pieces` beside it (``raw``).
+ulp or two, which leaves pieces of width ~1e-16 (the output changes by ~1e-17).
+:func:`deepbasis.analysis.count_pieces` merges pieces narrower than 1e-12 of the interval
+(``pieces``; the narrowest true piece of a depth-5 construction is ≥ 0.3^5 wide); ``raw``
+records the count with every sliver kept (``spline_of(..., sliver_rtol=0)``).
 
 Claim thresholds, fixed before running: every constructed network has exactly 2^d pieces at
 initialization; after pretraining every one still has 2^d; the median trained default network
@@ -41,7 +41,6 @@ PROFILES = {
     "paper": {**SETUP, "targets": list(TARGETS), "rows": ROWS, "seeds": 30, "steps": 1000,
               "sweep_depths": list(range(1, 13)), "sweep_seeds": 30},
 }
-SLIVER = 1e-12  # pieces narrower than this are rounding artifacts (module docstring)
 _KEYS = ("points", "width", "depth", "lr", "optimizer", "peak_low", "peak_high", "scale0",
          "dtype", "box_lsgd_lr", "steps")
 
@@ -54,11 +53,10 @@ def _counter():
         raise RuntimeError("milkert.regions needs deepbasis.analysis.count_pieces and spline_of "
                            "(the exact spline view, issue 11); update deepbasis")
 
-    def pieces(network) -> int:
-        widths = spline_of(network, 0.0, 1.0).points.diff()
-        return int((widths > SLIVER).sum())
+    def raw(network) -> int:
+        return spline_of(network, 0.0, 1.0, sliver_rtol=0.0).num_pieces
 
-    return pieces, count
+    return (lambda network: count(network, 0.0, 1.0)), raw
 
 
 def cells(params: Mapping[str, Any]) -> list[Cell]:
@@ -74,16 +72,16 @@ def cells(params: Mapping[str, Any]) -> list[Cell]:
 
 
 def run(settings: Mapping[str, Any], seeds: tuple[int, ...]) -> list[dict[str, Any]]:
-    pieces, count = _counter()
+    pieces, raw = _counter()
     if settings["kind"] == "depth_sweep":
         out = []
         for seed in seeds:
             mlp = compositional(settings, seed, "enforced").to_mlp()
-            out.append({"seed": seed, "pieces": pieces(mlp), "raw": count(mlp, 0.0, 1.0)})
+            out.append({"seed": seed, "pieces": pieces(mlp), "raw": raw(mlp)})
         return out
 
     def on_stage(stage, network):
-        return {"pieces": pieces(network), "raw": count(network, 0.0, 1.0)}
+        return {"pieces": pieces(network), "raw": raw(network)}
 
     records = []
     for seed in seeds:
