@@ -48,7 +48,7 @@ PROFILES = {
     "quick": {**_COMMON, "alphas": [0.1, 30.0], "inits": ["uniform"], "epochs": 100,
               "seeds": 1},
     "default": {**_COMMON, "alphas": [0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0],
-                "inits": ["uniform", "he"], "epochs": 50_000, "seeds": 3},
+                "inits": ["uniform", "he"], "epochs": 30_000, "seeds": 3},
     "paper": {**_COMMON, "alphas": [0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0],
               "inits": ["uniform", "he"], "epochs": 100_000, "seeds": 5},
 }
