@@ -200,7 +200,8 @@ def test_too_few_rows():
 
 
 @pytest.mark.parametrize(("setting", "value", "message"), [
-    ("width", 0, "width must be an integer >= 1, got 0"),
+    ("width", 0, "width must be 'auto' or an integer >= 1, got 0"),
+    ("width", "wide", "width must be 'auto' or an integer >= 1, got 'wide'"),
     ("depth", 2.5, "depth must be an integer >= 1, got 2.5"),
     ("steps", -1, "steps must be an integer >= 0, got -1"),
     ("ensemble", True, "ensemble must be an integer >= 1, got True"),
@@ -309,3 +310,19 @@ def test_non_finite_training_loss_warns_and_keeps_the_last_finite_network():
         regressor.fit(X, y)
     assert regressor.history_.stop_reason == "non-finite"
     assert np.isfinite(regressor.predict(X)).all()
+
+
+@pytest.mark.parametrize(("rows", "width"), [(40, 64), (10_000, 64), (10_001, 32)])
+def test_auto_width_follows_the_number_of_rows(rows, width, monkeypatch):
+    # 64 units up to 10,000 rows, 32 above; an explicit width is kept. steps=0 keeps it cheap.
+    from deepbasis.estimator import regressor
+
+    assert regressor._resolved_width("auto", rows) == width
+    assert regressor._resolved_width(16, rows) == 16
+    if rows <= 40:
+        rng = np.random.default_rng(rows)
+        X = rng.uniform(size=(rows, 1))
+        model = BasisRegressor(steps=0, activation="relu", random_state=0).fit(X, X[:, 0])
+        assert model.width_ == model.model_.width == width
+        assert BasisRegressor(width=8, steps=0, activation="relu",
+                              random_state=0).fit(X, X[:, 0]).width_ == 8

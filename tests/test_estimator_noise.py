@@ -168,7 +168,7 @@ def test_early_stopping_stops_and_restores_the_best_hidden_state():
     z = (y - regressor.y_mean_[0]) / regressor.y_scale_[0]
     model = regressor._make_model(regressor.seeds_[0], 1, "relu")
     deepbasis.fit(model, torch.tensor(X[train]), torch.tensor(z[train])[:, None],
-                  steps=regressor.n_iter_, lstsq_method="gcv", progress=False)
+                  steps=regressor.n_iter_, lr=regressor.lr, lstsq_method="gcv", progress=False)
     for kept, again in zip(regressor.model_.layers, model.layers, strict=True):
         torch.testing.assert_close(kept.weight, again.weight, rtol=1e-9, atol=1e-12)
 

@@ -34,10 +34,12 @@ def fit_command(
     validation: float = typer.Option(0.2, "--validation", metavar="FRACTION", min=0.0, max=0.9,
                                      help="Share of rows held out to report validation "
                                           "error (0: train on every row)."),
-    width: int = typer.Option(32, "--width", metavar="N", min=1, help="Units per hidden layer."),
+    width: str = typer.Option("auto", "--width", metavar="N",
+                              help="Units per hidden layer, or auto (64 up to 10,000 rows, 32 "
+                                   "above)."),
     depth: int = typer.Option(4, "--depth", metavar="N", min=1, help="Hidden layers."),
     steps: int = typer.Option(1000, "--steps", metavar="N", min=0, help="Training iterations."),
-    lr: float = typer.Option(5e-3, "--lr", metavar="RATE", help="Adam learning rate."),
+    lr: float = typer.Option(1e-2, "--lr", metavar="RATE", help="Adam learning rate."),
     activation: str = typer.Option("auto", "--activation", metavar="NAME",
                                    help="auto (ReLU or tanh, whichever is better on held-out "
                                         "rows), one name (relu, tanh, ...) or a comma list."),
@@ -63,6 +65,11 @@ def fit_command(
     from .data import DataError, read_table
     from .regressor import BasisRegressor
 
+    if width != "auto":
+        if not width.isdigit() or int(width) < 1:
+            raise typer.BadParameter(f"{width!r} is neither auto nor a positive integer",
+                                     param_hint="--width")
+        width = int(width)
     # The output paths are checked before any work, not after the fit.
     out = Path(out) if out is not None else Path(f"{data.stem}.model.safetensors")
     if out.suffix != ".safetensors":  # as save() names it
