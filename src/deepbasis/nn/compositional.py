@@ -260,7 +260,8 @@ class CompositionalNet(nn.Module):
         return (x - self._lower) / (self._upper - self._lower)
 
     def hidden_preactivations(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """Pre-activations ``(N, 4)`` of every hidden layer of the raw network (sum, t1, t2, bias)."""
+        """Pre-activations ``(N, 4)`` of every hidden layer of the raw network (sum, t1, t2,
+        bias)."""
         as_2d_inputs("x", x, 1)
         *hidden, _ = self.raw_weights()
         h = self.normalize(x)
@@ -362,7 +363,8 @@ class CompositionalNet(nn.Module):
 
     @torch.no_grad()
     def to_mlp(self) -> MLP:
-        """A plain :class:`~deepbasis.MLP` ``(1, 4, d)`` with the raw weights of :meth:`raw_weights`.
+        """A plain :class:`~deepbasis.MLP` ``(1, 4, d)`` with the raw weights of
+        :meth:`raw_weights`.
 
         Same dtype, device and ``domain``; an independent copy (training it leaves this network
         unchanged). It equals eq. 3 wherever the construction holds (see ``partial_sums``).

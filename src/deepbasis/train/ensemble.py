@@ -19,7 +19,8 @@ every kernel gives member e the same bits whatever E is, so a member's losses an
 *equal* those of ``fit(make_model(seed), …)`` (tested with one thread over activations, depths,
 input and output dimensions and optimizers; where MKL picks a processor-specific code path, as
 on AMD EPYC, only with ``MKL_CBWR=COMPATIBLE``; see :mod:`deepbasis.train.engines.stacked`).
-That matters because LSGD with Adam amplifies rounding: a separate run with x moved by one ulp ends O(1) away within tens of steps
+That matters because LSGD with Adam amplifies rounding: a separate run with x moved by one ulp
+ends O(1) away within tens of steps
 (``benchmarks/bench_ensemble.py`` prints both). The generic engine's vmapped kernels round
 differently from a separate run's, so there members agree only up to that rounding and what
 the training run makes of it (tests: 1e-10 for GD; up to ~1e-9 in the loss for LSGD with SGD).

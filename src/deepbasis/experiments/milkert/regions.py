@@ -107,7 +107,8 @@ def report(records: list[dict], params: Mapping[str, Any], out: Path) -> Report:
     for i, target in enumerate(sorted({r["settings"]["target"] for r in sweep})):
         rs = [r for r in sweep if r["settings"]["target"] == target]
         ax.scatter([r["settings"]["depth"] for r in rs], [r["pieces"] for r in rs],
-                   color=COLORS[i], s=14, label=f"{TARGETS[target][0]} (σ = {TARGETS[target][1]:+d})")
+                   color=COLORS[i], s=14,
+                   label=f"{TARGETS[target][0]} (σ = {TARGETS[target][1]:+d})")
     ax.set_xlabel("hidden layers d")
     ax.set_ylabel("linear pieces on [0, 1]")
     ax.set_title("Constructed networks at initialization")

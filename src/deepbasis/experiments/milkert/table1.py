@@ -114,7 +114,8 @@ def report(records: list[dict], params: Mapping[str, Any], out: Path) -> Report:
                          _fmt(paper[1]), _fmt(s["median"]), f"{s['collapsed']}/{s['n']}",
                          f"{s['violations']}/{s['n']}" if row in ("not_enforced", "enforced")
                          else "", f"{s['seconds']:.1f}"])
-        tables.append(f"**{TARGETS[target][0]}** (σ = {TARGETS[target][1]:+d})\n\n" + markdown_table(
+        heading = f"**{TARGETS[target][0]}** (σ = {TARGETS[target][1]:+d})"
+        tables.append(heading + "\n\n" + markdown_table(
             ["row", "min MSE", "paper min", "mean MSE", "paper mean", "median MSE",
              "collapsed", "pretraining clipped", "s / model"], rows))
 
