@@ -10,6 +10,14 @@ import os
 # (README, "bit-for-bit"); subprocesses of the tests inherit it.
 os.environ.setdefault("MKL_CBWR", "COMPATIBLE")
 
+import signal  # noqa: E402
+
+# A run started in the background by a non-interactive shell (`pytest &`) inherits SIGINT
+# ignored, and so would every child it starts; the Ctrl-C tests (test_interrupts.py) need it
+# delivered. A Python handler here is reset to the default in children, so they get it too.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
