@@ -315,3 +315,34 @@ def test_model_files_without_the_new_fields_still_load(tmp_path, monkeypatch):
 def test_new_settings_are_checked(setting, value, message):
     with pytest.raises(ValueError, match=message):
         BasisRegressor(**{setting: value}).fit([[0.0], [1.0], [2.0]], [0.0, 1.0, 0.0])
+
+
+def test_a_trained_state_must_clearly_beat_the_untrained_basis():
+    # The monitor keeps a later state only if its held-out error beats step 0's by one standard
+    # error of the row-by-row difference: a lower mean carried by a few rows is noise.
+    from deepbasis.estimator.regressor import _Monitor
+
+    class Fixed(torch.nn.Module):  # a "model" that predicts given values on the held-out rows
+        def __init__(self, values):
+            super().__init__()
+            self.values = torch.nn.Parameter(torch.as_tensor(values, dtype=torch.float64)[:, None])
+
+        def forward(self, x):
+            return self.values
+
+    n = 40
+    x, z = torch.zeros(n, 1, dtype=torch.float64), torch.zeros(n, 1, dtype=torch.float64)
+    monitor = _Monitor(x, z, torch.ones(n, dtype=torch.float64), patience=100, stop=True)
+    model = Fixed(np.full(n, 0.5))  # step 0: squared error 0.25 on every row
+    monitor(0, 0.0, model)
+    lucky = np.full(n, 0.5)
+    lucky[0] = 0.0  # one row perfect, two a little worse, the rest as before: a lower mean
+    lucky[1:3] = 0.52  # (0.2448 < 0.25) by less than one standard error of the gains
+    with torch.no_grad():
+        model.values.copy_(torch.as_tensor(lucky)[:, None])
+    monitor(5, 0.0, model)
+    assert monitor.best_step(model, 5) == 0  # not clearly better: step 0 stays the best
+    with torch.no_grad():
+        model.values.fill_(0.4)  # every row better: 0.16
+    monitor(10, 0.0, model)
+    assert monitor.best_step(model, 10) == 10

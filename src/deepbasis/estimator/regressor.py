@@ -39,6 +39,7 @@ _POOR_FIT = 0.9  # held-out RMSE / target std above which fit warns (the mean gi
 _EXPLODE = 3.0  # predictions beyond the target range by this many spans "explode"
 _VALIDATE_EVERY = 5  # steps between held-out evaluations (early stopping)
 _TOLERANCE = 1e-4  # relative decrease of the held-out error that counts as an improvement
+_SIGNIFICANCE = 1.0  # standard errors by which a trained state must beat the untrained one
 _RACE_ROWS = 4000  # above this many training rows, candidates race on a subset of this size
 # width="auto": 64 units up to this many rows, 32 above. On the benchmark's smooth targets 64
 # is 4-16x more accurate than 32 (Franke, Friedman 2, sin); on 50,000 x 8 rows it is no more
@@ -146,7 +147,10 @@ class BasisRegressor(RegressorMixin, BaseEstimator):
             memorized); ``"lstsq"``: minimum-norm least squares (the paper's LSGD).
         early_stopping: stop each candidate when its held-out error has not improved (by a
             relative 1e-4, checked every 5 steps) for ``n_iter_no_change`` steps, and keep the
-            state with the lowest held-out error (hidden layers and their head).
+            state with the lowest held-out error (hidden layers and their head) among those
+            that beat the untrained network by a standard error of the row-by-row difference
+            (else the untrained one: on noisy data, training that does not clearly help has
+            fitted noise).
         n_iter_no_change: the patience of early stopping, in training steps.
         random_state: ``None``, an int, or a ``numpy.random.RandomState``: seeds the
             initialization, the member seeds and the validation split.
@@ -918,8 +922,13 @@ class _Monitor:
     A fit callback: every ``_VALIDATE_EVERY`` steps it computes the weighted held-out mean
     squared error of the member (standardized units, per output). A decrease of the mean over
     outputs by more than a relative ``_TOLERANCE`` is an improvement: the member's state (hidden
-    layers and the head solved for them) is copied. With ``stop=True`` a member stops when it
-    has not improved for ``patience`` steps; :meth:`restore` puts the best state back.
+    layers and the head solved for them) is copied. A trained state must also beat the
+    untrained one (step 0) by ``_SIGNIFICANCE`` standard errors of the row-by-row difference:
+    on noisy targets a few dozen held-out rows make the minimum of the held-out error an
+    optimistic pick, and training that does not clearly beat the initial basis with its GCV
+    head has mostly fitted noise. On noise-free targets training beats it by orders of
+    magnitude on every row. With ``stop=True`` a member stops when it has not improved for
+    ``patience`` steps; :meth:`restore` puts the best state back.
     """
 
     def __init__(self, x, z, w, patience: int, stop: bool) -> None:
@@ -927,21 +936,39 @@ class _Monitor:
         self.patience, self.stop = patience, stop
         self.best: dict[int, tuple[float, int, dict, np.ndarray]] = {}
         self.last: dict[int, np.ndarray] = {}
+        self.initial: dict[int, tuple[float, np.ndarray]] = {}  # step 0: mean and row errors
 
     @torch.no_grad()
     def error(self, model) -> np.ndarray:
-        residual = model(self.x) - self.z  # (n_val, m)
-        return (self.w @ residual**2).to("cpu", torch.float64).numpy()  # (m,)
+        return self._errors(model)[0]
+
+    @torch.no_grad()
+    def _errors(self, model) -> tuple[np.ndarray, np.ndarray]:
+        """Weighted MSE per output ``(m,)`` and squared error per row, mean over outputs."""
+        squared = ((model(self.x) - self.z) ** 2).to("cpu", torch.float64)  # (n_val, m)
+        return (self.w.to("cpu", torch.float64) @ squared).numpy(), squared.mean(dim=1).numpy()
+
+    def _beats_initial(self, key: int, value: float, rows: np.ndarray) -> bool:
+        initial, initial_rows = self.initial[key]
+        if not math.isfinite(initial):
+            return True
+        gain = initial - value
+        w = self.w.to("cpu", torch.float64).numpy()
+        spread = float(w @ (initial_rows - rows - gain) ** 2)  # weighted variance of the gains
+        return gain > _SIGNIFICANCE * math.sqrt(spread * float(w @ w))  # × 1/√n_eff
 
     def __call__(self, step: int, loss: float, model) -> bool:
         key = id(model)
         record = self.best.get(key)
         if record is not None and step % _VALIDATE_EVERY:
             return False
-        errors = self.error(model)
+        errors, rows = self._errors(model)
         self.last[key] = errors
         value = float(errors.mean()) if np.isfinite(errors).all() else math.inf
-        if record is None or value < record[0] * (1 - _TOLERANCE):
+        if record is None:
+            self.initial[key] = (value, rows)
+        if record is None or (value < record[0] * (1 - _TOLERANCE)
+                              and self._beats_initial(key, value, rows)):
             state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             self.best[key] = (value, step, state, errors)
             return False
