@@ -627,6 +627,9 @@ def spline_of(model: nn.Module, lower: float, upper: float, *,
         True
     """
     lower, upper = _check_interval(lower, upper)
+    if not sliver_rtol >= 0.0:
+        raise ValueError(f"sliver_rtol must be >= 0 (0 keeps every piece), got {sliver_rtol}")
+    sliver = sliver_rtol * max(upper - lower, abs(lower), abs(upper))
     ops = _network_ops(model)
     # The head is the last op when it is linear: its slopes' terms set the jump tolerance.
     *body, last = ops if ops[-1][0] == "linear" else (*ops, None)
@@ -640,9 +643,6 @@ def spline_of(model: nn.Module, lower: float, upper: float, *,
     else:
         state.expand()
         terms = np.abs(state.slopes)
-    if not sliver_rtol >= 0.0:
-        raise ValueError(f"sliver_rtol must be >= 0 (0 keeps every piece), got {sliver_rtol}")
-    sliver = sliver_rtol * max(upper - lower, abs(lower), abs(upper))
     return _output_spline(state, crossings, jump_rtol * float(terms.max()), sliver)
 
 

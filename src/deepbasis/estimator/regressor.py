@@ -325,7 +325,7 @@ class BasisRegressor(RegressorMixin, BaseEstimator):
             raise ValueError(f"BasisRegressor needs at least {needed} {what} to fit{why}, got "
                              f"n_samples={distinct}")
         self.n_outputs_ = m
-        self.width_ = _resolved_width(settings["width"], n)
+        self.width_ = settings["width"]  # resolved by fit
 
         # Input map onto the unit box (Box init, §4). A constant column gets a unit-width box
         # centred on its value, so it maps to 0.5 instead of dividing by zero.
