@@ -137,6 +137,7 @@ def run(settings: Mapping[str, Any], seeds: tuple[int, ...]) -> list[dict[str, A
             "limit_to_linear": float(np.sqrt(np.mean((limit - lin) ** 2)) / scale),
             "limit_to_cubic": float(np.sqrt(np.mean((limit - cub) ** 2)) / scale),
             "x": xs.tolist(), "y": ys.tolist(), "fit": f[::20].tolist(),
+            "limit_fit": limit[::20].tolist(),
         })
     return out
 
@@ -182,10 +183,13 @@ def report(records: list[dict], params: Mapping[str, Any], out: Path) -> Report:
     ax.plot(grid, natural_cubic_spline(xs, ys)(grid), color="k", lw=2.5, alpha=0.25,
             label="natural cubic spline")
     ax.plot(xs, ys, "k.", ms=8)
-    for color, a in zip(COLORS, (alphas[0], alphas[len(alphas) // 2], alphas[-1]),
-                        strict=False):
+    shown = dict.fromkeys((alphas[0], alphas[len(alphas) // 2], alphas[-1]))  # distinct, ordered
+    for color, a in zip(COLORS, shown, strict=False):
         ax.plot(grid, group(inits[0], a)[0]["fit"], color=color, lw=1.2, label=f"α = {a:g}")
-    ax.set_title(f"{inits[0]} init, seed 0: fits for three α", fontsize=10)
+    if "limit_fit" in r0:  # records from before the limit was stored have none
+        ax.plot(grid, r0["limit_fit"], color="k", ls=":", lw=1.2,
+                label="α → ∞ limit (least squares)")
+    ax.set_title(f"{inits[0]} init, seed 0: fits for {len(shown)} values of α", fontsize=10)
     ax.legend(fontsize=7)
     name = save_figure(figure, out, "alpha_regimes.png")
     table = markdown_table(["init", "α", "to linear interp. (rel. L²)", "to natural cubic",
