@@ -437,18 +437,22 @@ class _State:
 
     def values(self) -> np.ndarray:
         """Values at every point, ``(P, d)``, rebuilt from the anchors and the slopes."""
-        p, m = self.t.shape[0], ANCHOR
-        x = self.x
-        d = x.shape[1]
-        blocks = x.shape[0] - (p - 1)
-        steps = np.empty((blocks * m, d))
-        np.multiply(x[: p - 1], (self.t[1:] - self.t[:-1])[:, None], out=steps[1:p])
-        steps[p:] = 0.0
-        steps[::m] = x[p - 1:]  # exact values at the anchors
-        cube = steps.reshape(blocks, m, d)
-        for r in range(1, m):  # a running sum within each block (np.cumsum is slower here)
-            cube[:, r] += cube[:, r - 1]
-        return steps[:p]
+        return _values(self.t, self.x)
+
+
+def _values(t: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Values at the points ``t`` of the buffer ``x`` (slopes, then anchor values; _State)."""
+    p, m = t.shape[0], ANCHOR
+    d = x.shape[1]
+    blocks = x.shape[0] - (p - 1)
+    steps = np.empty((blocks * m, d))
+    np.multiply(x[: p - 1], (t[1:] - t[:-1])[:, None], out=steps[1:p])
+    steps[p:] = 0.0
+    steps[::m] = x[p - 1:]  # exact values at the anchors
+    cube = steps.reshape(blocks, m, d)
+    for r in range(1, m):  # a running sum within each block (np.cumsum is slower here)
+        cube[:, r] += cube[:, r - 1]
+    return steps[:p]
 
 
 def _mm_t(a: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -469,8 +473,7 @@ def _split_numpy(t: np.ndarray, x: np.ndarray, origin: np.ndarray, m: int, next_
     of the units that are > 0 somewhere) and origins, and for each crossing its interval j,
     unit u, fraction λ along the interval and location t*."""
     p = t.shape[0]
-    state = _State(t, x)
-    z, sz = state.values(), state.slopes  # (P, d) pre-activations, (P − 1, d) their slopes
+    z, sz = _values(t, x), x[: p - 1]  # (P, d) pre-activations, (P − 1, d) their slopes
     pos = z > 0
     cols = np.nonzero(pos.any(axis=0))[0]  # a crossing has a positive end: an old point
     j, u = np.nonzero(pos[:-1] != pos[1:])  # candidates; a zero at a point is no crossing

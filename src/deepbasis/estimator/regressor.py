@@ -933,6 +933,7 @@ class _Monitor:
 
     def __init__(self, x, z, w, patience: int, stop: bool) -> None:
         self.x, self.z, self.w = x, z, w / w.sum()
+        self._w64 = self.w.to("cpu", torch.float64)  # for the per-row statistics, once
         self.patience, self.stop = patience, stop
         self.best: dict[int, tuple[float, int, dict, np.ndarray]] = {}
         self.last: dict[int, np.ndarray] = {}
@@ -946,14 +947,14 @@ class _Monitor:
     def _errors(self, model) -> tuple[np.ndarray, np.ndarray]:
         """Weighted MSE per output ``(m,)`` and squared error per row, mean over outputs."""
         squared = ((model(self.x) - self.z) ** 2).to("cpu", torch.float64)  # (n_val, m)
-        return (self.w.to("cpu", torch.float64) @ squared).numpy(), squared.mean(dim=1).numpy()
+        return (self._w64 @ squared).numpy(), squared.mean(dim=1).numpy()
 
     def _beats_initial(self, key: int, value: float, rows: np.ndarray) -> bool:
         initial, initial_rows = self.initial[key]
         if not math.isfinite(initial):
             return True
         gain = initial - value
-        w = self.w.to("cpu", torch.float64).numpy()
+        w = self._w64.numpy()
         spread = float(w @ (initial_rows - rows - gain) ** 2)  # weighted variance of the gains
         return gain > _SIGNIFICANCE * math.sqrt(spread * float(w @ w))  # × 1/√n_eff
 
