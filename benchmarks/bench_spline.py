@@ -25,6 +25,7 @@ import time
 
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 
 from deepbasis import MLP, init
 from deepbasis.analysis import count_regions, spline_of
@@ -158,9 +159,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    # spline_of's compiled products call SciPy's BLAS (loaded by a first call): same threads.
+    spline_of(MLP(1, 2, 1, dtype=torch.float64), 0.0, 1.0)
+    threadpool_limits(args.threads)
     if args.quick:
         args.rounds, args.n = 5, 500
-    compiled = spline_module._split_step() is not spline_module._split_numpy
+    compiled = spline_module._compiled() is not None
     print(f"Exact spline of a depth-8 width-64 plain ReLU network on [-3, 3]: deepbasis spline_of "
           f"(float64; ReLU step {'compiled by Numba' if compiled else 'in NumPy: no Numba'}) vs "
           f"regioncam Regioncam1D (float32); median CPU time of {args.rounds} rounds in turn, "

@@ -16,12 +16,14 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from .spline import _CLOSE_SKIP, _LINEAR, _OPEN_SKIP, _RELU
+
 
 @numba.njit(cache=True, nogil=True)
-def relu_split(t, x, origin, anchor, next_id):  # pragma: no cover - compiled
+def values(t, x, anchor):  # pragma: no cover - compiled
+    """Values at every point, summed from the anchor of its block (as ``spline._values``)."""
     p = t.shape[0]
     d = x.shape[1]
-    # Values at every point, summed from the anchor of its block (as _State.values does).
     z = np.empty((p, d))
     for k in range(p):
         if k % anchor == 0:
@@ -30,22 +32,36 @@ def relu_split(t, x, origin, anchor, next_id):  # pragma: no cover - compiled
             dt = t[k] - t[k - 1]
             for c in range(d):
                 z[k, c] = z[k - 1, c] + x[k - 1, c] * dt
-    alive = np.zeros(d, np.bool_)  # > 0 at some old point (a crossing has one on its interval)
-    for k in range(p):
-        for c in range(d):
-            if z[k, c] > 0.0:
-                alive[c] = True
-    cols = np.nonzero(alive)[0]
-    # Strict sign changes per interval (a zero at a point is no crossing).
+    return z
+
+
+@numba.njit(cache=True, nogil=True)
+def relu_split(t, x, origin, anchor, next_id):  # pragma: no cover - compiled
+    p = t.shape[0]
+    d = x.shape[1]
+    # One pass over the points: values (as `values`), which units are > 0 at some old point (a
+    # crossing has one on its interval), and the strict sign changes on each interval (a zero
+    # at a point is no crossing).
+    z = np.empty((p, d))
+    alive = np.zeros(d, np.bool_)
     per = np.zeros(p - 1, np.int64)
     count = 0
-    for k in range(p - 1):
-        n = 0
+    for k in range(p):
+        if k % anchor == 0:
+            z[k] = x[p - 1 + k // anchor]
+        else:
+            dt = t[k] - t[k - 1]
+            for c in range(d):
+                z[k, c] = z[k - 1, c] + x[k - 1, c] * dt
         for c in range(d):
-            if z[k, c] * z[k + 1, c] < 0.0:
-                n += 1
-        per[k] = n
-        count += n
+            alive[c] |= z[k, c] > 0.0
+        if k > 0:
+            n = 0
+            for c in range(d):
+                n += z[k - 1, c] * z[k, c] < 0.0
+            per[k - 1] = n
+            count += n
+    cols = np.nonzero(alive)[0]
     j = np.empty(count, np.int64)
     u = np.empty(count, np.int64)
     lam = np.empty(count)
@@ -75,36 +91,225 @@ def relu_split(t, x, origin, anchor, next_id):  # pragma: no cover - compiled
     out = np.empty((q - 1 + (q + anchor - 1) // anchor, cols.shape[0]))
     new_t = np.empty(q)
     new_origin = np.empty(q, np.int64)
-    prev = np.empty(d)
-    cur = np.empty(d)
+    crossing = np.empty((2, d))  # values at a crossing (two: the previous point's may be one)
+    prev = z[0]
     w = 0
     i = 0
     for k in range(p):
-        for c in range(d):
-            cur[c] = z[k, c]
+        cur = z[k]
         new_t[w], new_origin[w] = t[k], origin[k]
         if w > 0:
-            for i_c, c in enumerate(cols):
-                out[w - 1, i_c] = x[k - 1, c] if (prev[c] > 0.0 or cur[c] > 0.0) else 0.0
+            _relu_slopes(out[w - 1], x[k - 1], prev, cur, cols)
         if w % anchor == 0:
-            for i_c, c in enumerate(cols):
-                out[q - 1 + w // anchor, i_c] = max(cur[c], 0.0)
-        prev[:] = cur
+            _relu_values(out[q - 1 + w // anchor], cur, cols)
+        prev = cur
         w += 1
         if k == p - 1:
             break
         for _ in range(per[k]):
             lk = lam[i]
+            cur = crossing[i % 2]
             for c in range(d):
                 cur[c] = z[k, c] + lk * (z[k + 1, c] - z[k, c])
             cur[u[i]] = 0.0
             new_t[w], new_origin[w] = tc[i], next_id + i
-            for i_c, c in enumerate(cols):
-                out[w - 1, i_c] = x[k, c] if (prev[c] > 0.0 or cur[c] > 0.0) else 0.0
+            _relu_slopes(out[w - 1], x[k], prev, cur, cols)
             if w % anchor == 0:
-                for i_c, c in enumerate(cols):
-                    out[q - 1 + w // anchor, i_c] = max(cur[c], 0.0)
-            prev[:] = cur
+                _relu_values(out[q - 1 + w // anchor], cur, cols)
+            prev = cur
             w += 1
             i += 1
     return new_t, out, cols, new_origin, j, u, lam, tc
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _relu_slopes(out, slopes, left, right, cols):  # pragma: no cover - compiled
+    """Slopes after the ReLU on an interval: a unit's own where it is > 0 at either end."""
+    for i_c in range(cols.shape[0]):
+        c = cols[i_c]
+        out[i_c] = slopes[c] if (left[c] > 0.0 or right[c] > 0.0) else 0.0
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _relu_values(out, values, cols):  # pragma: no cover - compiled
+    for i_c in range(cols.shape[0]):
+        out[i_c] = max(values[cols[i_c]], 0.0)
+
+
+LINEAR, RELU, OPEN_SKIP, CLOSE_SKIP = _LINEAR, _RELU, _OPEN_SKIP, _CLOSE_SKIP
+
+
+@numba.njit(cache=True, nogil=True)
+def _expand(x, cols, width):  # pragma: no cover - compiled
+    """Put back the all-zero columns of the units a ReLU left off everywhere."""
+    full = np.zeros((x.shape[0], width))
+    for k in range(x.shape[0]):
+        for i_c in range(cols.shape[0]):
+            full[k, cols[i_c]] = x[k, i_c]
+    return full
+
+
+@numba.njit(cache=True, nogil=True)
+def _onto_new_points(v, s, j, lam):  # pragma: no cover - compiled
+    """A residual input's values ``v`` and slopes ``s`` on the points after a ReLU inserted
+    the crossings (interval ``j``, fraction ``lam``; sorted) — as ``spline._relu_split``."""
+    p, d = v.shape
+    count = j.shape[0]
+    moved_v = np.empty((p + count, d))
+    moved_s = np.empty((p + count - 1, d))
+    w = 0
+    i = 0
+    for k in range(p):
+        moved_v[w] = v[k]
+        if k < p - 1:
+            moved_s[w] = s[k]
+        w += 1
+        while i < count and j[i] == k:
+            for c in range(d):
+                moved_v[w, c] = v[k, c] + lam[i] * (v[k + 1, c] - v[k, c])
+            moved_s[w] = s[k]
+            w += 1
+            i += 1
+    return moved_v, moved_s
+
+
+@numba.njit(cache=True, nogil=True)
+def propagate(codes, shapes, params, lower, upper, anchor, jump_rtol,
+              sliver):  # pragma: no cover - compiled
+    """``spline._propagate`` and ``spline._output_arrays`` in one compiled call: the same
+    arithmetic in the same order, but the matrix products call SciPy's BLAS (through Numba)
+    instead of torch's.
+
+    ``codes``, ``shapes`` and ``params`` are a ``spline._Program``'s. Returns what
+    ``_output_arrays`` does, then each ReLU layer's crossing count, and all crossings' units
+    and locations in id order."""
+    t = np.array([lower, upper])
+    x = np.empty((2, 1))
+    x[0, 0] = 1.0  # slope 1; value at the anchor t[0]
+    x[1, 0] = lower
+    origin = np.full(2, -1, np.int64)
+    cols = np.zeros(1, np.int64)
+    partial = False  # x holds only the columns `cols` of a `width`-wide state
+    width = 1
+    next_id = 0
+    skip_v = [np.empty((0, 0))]  # stacks of open residual inputs (a sentinel at the bottom)
+    skip_s = [np.empty((0, 0))]
+    counts = [0]
+    units = [np.empty(0, np.int64)]
+    places = [np.empty(0)]
+    layer = 0
+    terms = -1.0
+    for op in range(codes.shape[0]):
+        code = codes[op]
+        if code == LINEAR:
+            out, into, w_at, b_at = shapes[layer]
+            layer += 1
+            w = params[w_at:w_at + out * into].reshape((out, into))
+            if partial:
+                w = np.ascontiguousarray(w[:, cols])
+            p = t.shape[0]
+            if x.shape[1] == 0:  # every unit of the last ReLU is off everywhere
+                x = np.zeros((x.shape[0], out))
+                if op == codes.shape[0] - 1:
+                    terms = 0.0
+            else:
+                if op == codes.shape[0] - 1:
+                    terms = np.dot(np.abs(x[: p - 1]), np.abs(w).T).max()
+                x = np.dot(x, w.T)
+            for k in range(p - 1, x.shape[0]):
+                for c in range(out):
+                    x[k, c] += params[b_at + c]
+            partial = False
+            width = out
+        elif code == RELU:
+            if partial:
+                x = _expand(x, cols, width)
+            p = t.shape[0]
+            new_t, x, cols, new_origin, j, u, lam, tc = relu_split(t, x, origin, anchor,
+                                                                   next_id)
+            count = j.shape[0]
+            if count:
+                for k in range(1, len(skip_v)):
+                    skip_v[k], skip_s[k] = _onto_new_points(skip_v[k], skip_s[k], j, lam)
+            t, origin = new_t, new_origin
+            partial = cols.shape[0] != width
+            counts.append(count)
+            units.append(u)
+            places.append(tc)
+            next_id += count
+        elif code == OPEN_SKIP:
+            if partial:
+                x = _expand(x, cols, width)
+                partial = False
+            p = t.shape[0]
+            skip_v.append(values(t, x, anchor))
+            skip_s.append(x[: p - 1].copy())
+        else:  # CLOSE_SKIP: add the block's input
+            if partial:
+                x = _expand(x, cols, width)
+                partial = False
+            p = t.shape[0]
+            v = skip_v.pop()
+            s = skip_s.pop()
+            x[: p - 1] += s
+            k = 0
+            while k < p:
+                x[p - 1 + k // anchor] += v[k]
+                k += anchor
+    if partial:
+        x = _expand(x, cols, width)
+    if terms < 0.0:
+        terms = np.abs(x[: t.shape[0] - 1]).max()
+    total = next_id
+    all_units = np.empty(total, np.int64)
+    all_places = np.empty(total)
+    at = 0
+    for k in range(1, len(units)):
+        n = units[k].shape[0]
+        all_units[at:at + n] = units[k]
+        all_places[at:at + n] = places[k]
+        at += n
+    counts = np.array(counts[1:], np.int64)
+    points, vals, slopes, knot_layer, knot_unit, active = output_arrays(
+        t, values(t, x, anchor), x[: t.shape[0] - 1], origin, counts, all_units,
+        jump_rtol * terms, sliver)
+    return points, vals, slopes, knot_layer, knot_unit, active, counts, all_units, all_places
+
+
+@numba.njit(cache=True, nogil=True)
+def output_arrays(t, values, slopes, origin, counts, units, atol, sliver):  # pragma: no cover
+    """``spline._output_arrays``, compiled."""
+    p, m = values.shape
+    kept = np.nonzero(t[1:] - t[:-1] > sliver)[0]  # left point of each piece kept
+    if kept.shape[0] == 0:
+        kept = np.array([np.argmax(t[1:] - t[:-1])])
+    q = kept.shape[0]
+    bend = np.zeros(q, np.bool_)  # bend[r]: a knot between kept pieces r − 1 and r
+    for r in range(1, q):
+        for c in range(m):
+            if abs(slopes[kept[r], c] - slopes[kept[r - 1], c]) > atol:
+                bend[r] = True
+                break
+    knots = np.nonzero(bend)[0]
+    k = knots.shape[0]
+    points = np.empty(k + 2)
+    vals = np.empty((k + 2, m))
+    piece_slopes = np.empty((k + 1, m))
+    points[0], vals[0], piece_slopes[0] = t[0], values[0], slopes[kept[0]]
+    points[k + 1], vals[k + 1] = t[p - 1], values[p - 1]
+    layer_by_id = np.empty(units.shape[0], np.int64)
+    at = 0
+    for layer in range(counts.shape[0]):
+        layer_by_id[at:at + counts[layer]] = layer + 1
+        at += counts[layer]
+    active = np.zeros(units.shape[0], np.bool_)
+    knot_layer = np.empty(k, np.int64)
+    knot_unit = np.empty(k, np.int64)
+    for i in range(k):
+        point = kept[knots[i]]
+        points[i + 1], vals[i + 1] = t[point], values[point]
+        piece_slopes[i + 1] = slopes[point]
+        crossing = origin[point]
+        active[crossing] = True
+        knot_layer[i], knot_unit[i] = layer_by_id[crossing], units[crossing]
+    return points, vals, piece_slopes, knot_layer, knot_unit, active

@@ -38,7 +38,7 @@ from torch import nn
 from ..nn.mlp import MLP
 
 # A knot is *active* (the output bends there) when its slope jump exceeds this fraction of the
-# size of the terms summed to make the output's slopes (see `_output_knots`). Mathematically
+# size of the terms summed to make the output's slopes (see `_output_arrays`). Mathematically
 # inactive knots give jumps of exactly 0 or a few ulps of those terms (BLAS may sum two rows in
 # different orders); genuine jumps below 1e-13 of the slope terms are beyond float64 anyway.
 DEFAULT_JUMP_RTOL = 1e-13
@@ -315,14 +315,36 @@ class BDSO:
 
 
 # ---------------------------------------------------------------------------------------------
-# Networks as a list of float64 operations
+# Networks as a program of float64 operations
 # ---------------------------------------------------------------------------------------------
-# An op is ("linear", W (out, in), b (out,), W^T and b as NumPy), ("relu",) or
-# ("residual", [ops]); a residual
-# block adds its input to its output (MLP's hidden layers 2..L when residual=True).
+# Operation codes: a linear layer, a ReLU, and the two ends of a residual block (its input is
+# added to its output: MLP's hidden layers 2..L when residual=True).
+_LINEAR, _RELU, _OPEN_SKIP, _CLOSE_SKIP = 0, 1, 2, 3
 
 
-def _network_ops(model: nn.Module) -> list[tuple]:
+@dataclass(frozen=True)
+class _Program:
+    """A ReLU network as the propagation reads it (both the compiled one and NumPy's).
+
+    Attributes:
+        codes: ``(n_ops,)`` int64 operation codes, in order.
+        shapes: ``(n_linear, 4)`` int64, for linear layer k: (out, in, offset of its (out, in)
+            weight in ``params``, offset of its (out,) bias).
+        params: every weight and bias, float64, in one flat buffer.
+    """
+
+    codes: np.ndarray
+    shapes: np.ndarray
+    params: np.ndarray
+
+    def linear(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Weight ``(out, in)`` and bias ``(out,)`` of linear layer ``k`` (views)."""
+        out, into, w_at, b_at = (int(v) for v in self.shapes[k])
+        return (self.params[w_at:w_at + out * into].reshape(out, into),
+                self.params[b_at:b_at + out])
+
+
+def _program(model: nn.Module) -> _Program:
     if isinstance(model, MLP):
         if model.activation_name != "relu":
             raise ValueError(f"spline_of needs a ReLU network; this MLP uses activation "
@@ -330,34 +352,43 @@ def _network_ops(model: nn.Module) -> list[tuple]:
         if model.in_features != 1:
             raise ValueError(f"spline_of needs a network with one input, got in_features="
                              f"{model.in_features}")
-        layers = list(model.layers)
-        w, b = _params(layers[0])
-        if model.domain is not None:
-            # x̃ = (x − l) / (u − l): fold the input box into the first layer, in float64.
-            lo, hi = float(model.domain[0][0]), float(model.domain[1][0])
-            w, b = w / (hi - lo), b - (w[:, 0] * lo) / (hi - lo)
-        ops: list[tuple] = [_linear_op(w, b), ("relu",)]
-        for layer in layers[1:]:
-            block = [_linear_op(*_params(layer)), ("relu",)]
-            ops += [("residual", block)] if model.residual else block
-        return ops + [_linear_op(*_params(model.head))]
-    if isinstance(model, nn.Sequential):
-        ops = []
+        linears = [*model.layers, model.head]
+        hidden = [_OPEN_SKIP, _LINEAR, _RELU, _CLOSE_SKIP] if model.residual else [_LINEAR, _RELU]
+        codes = [_LINEAR, _RELU, *hidden * (len(linears) - 2), _LINEAR]
+    elif isinstance(model, nn.Sequential):
+        codes, linears = [], []
         for module in _flatten(model):
             if isinstance(module, nn.Linear):
-                ops.append(_linear_op(*_params(module)))
+                codes.append(_LINEAR)
+                linears.append(module)
             elif isinstance(module, nn.ReLU):
-                ops.append(("relu",))
+                codes.append(_RELU)
             elif not isinstance(module, nn.Identity):
                 raise TypeError(f"spline_of handles nn.Linear, nn.ReLU and nn.Identity inside an "
                                 f"nn.Sequential, got {type(module).__name__}")
-        first = next((op for op in ops if op[0] == "linear"), None)
-        if first is None or first[1].shape[1] != 1:
+        if not linears or linears[0].in_features != 1:
             raise ValueError("spline_of needs a network with one input: its first nn.Linear "
                              "must have in_features=1")
-        return ops
-    raise TypeError(f"spline_of takes a deepbasis MLP or an nn.Sequential of Linear/ReLU layers, "
-                    f"got {type(model).__name__}")
+    else:
+        raise TypeError(f"spline_of takes a deepbasis MLP or an nn.Sequential of Linear/ReLU "
+                        f"layers, got {type(model).__name__}")
+    # One copy of all parameters (weight, bias, weight, bias, …), float64 on the CPU.
+    tensors, shapes, at = [], [], 0
+    for layer in linears:
+        w, b = layer.weight, layer.bias
+        out, into = w.shape
+        tensors += [w.reshape(-1), w.new_zeros(out) if b is None else b.reshape(-1)]
+        shapes.append((out, into, at, at + out * into))
+        at += out * (into + 1)
+    params = torch.cat(tensors).detach().to("cpu", torch.float64).numpy()
+    if isinstance(model, MLP) and model.domain is not None:
+        # x̃ = (x − l) / (u − l): fold the input box into the first layer, in float64.
+        lo, hi = float(model.domain[0][0]), float(model.domain[1][0])
+        h = shapes[0][0]
+        w, b = params[:h], params[h:2 * h]
+        b -= (w * lo) / (hi - lo)
+        w /= hi - lo
+    return _Program(np.array(codes, dtype=np.int64), np.array(shapes, dtype=np.int64), params)
 
 
 def _flatten(seq: nn.Sequential):
@@ -366,20 +397,6 @@ def _flatten(seq: nn.Sequential):
             yield from _flatten(module)
         else:
             yield module
-
-
-def _params(layer: nn.Linear) -> tuple[np.ndarray, np.ndarray]:
-    """Weight (out, in) and bias (out,) as float64 NumPy arrays (views when already so)."""
-    w, b = layer.weight.detach(), layer.bias
-    w = (w if w.dtype is torch.float64 and w.is_cpu else w.to("cpu", torch.float64)).numpy()
-    if b is None:
-        return w, np.zeros(w.shape[0])
-    b = b.detach()
-    return w, (b if b.dtype is torch.float64 and b.is_cpu else b.to("cpu", torch.float64)).numpy()
-
-
-def _linear_op(w: np.ndarray, b: np.ndarray) -> tuple:
-    return ("linear", w, b)
 
 
 def _check_interval(lower, upper) -> tuple[float, float]:
@@ -534,31 +551,32 @@ def _new_positions(j: np.ndarray, per_interval: np.ndarray) -> tuple[np.ndarray,
     return np.arange(shift.shape[0]) + shift, j + 1 + np.arange(j.shape[0])
 
 
-def _split_step():
-    """The compiled ReLU step when Numba is installed (and ``ACCELERATE``), else NumPy's."""
+def _compiled():
+    """The compiled module when Numba is installed (and ``ACCELERATE``), else ``None``."""
     global _COMPILED
     if not ACCELERATE:
-        return _split_numpy
+        return None
     if _COMPILED is None:
         try:
-            from ._spline_numba import relu_split
+            from . import _spline_numba
         except ImportError:  # Numba is optional: `pip install deepbasis[fast]`
-            relu_split = False
-        _COMPILED = relu_split
-    return _COMPILED or _split_numpy
+            _spline_numba = False
+        _COMPILED = _spline_numba
+    return _COMPILED or None
 
 
-# Run the ReLU step compiled by Numba when it is installed (set False to compare with NumPy).
+# Propagate in one call compiled by Numba when it is installed (set False to run the NumPy
+# code, e.g. to compare the two).
 ACCELERATE = True
 _COMPILED = None
 
 
-def _relu_split(state: _State, layer: int, crossings: list, next_id: int) -> int:
+def _relu_split(state: _State, crossings: list, next_id: int) -> int:
     """Apply a ReLU, inserting every zero crossing of the pre-activations as a new point."""
     state.expand()  # only after another ReLU: units are numbered in the full layer
     t, width = state.t, state.x.shape[1]
-    new_t, x, cols, origin, j, u, lam, tc = _split_step()(t, state.x, state.origin, ANCHOR,
-                                                          next_id)
+    new_t, x, cols, origin, j, u, lam, tc = _split_numpy(t, state.x, state.origin, ANCHOR,
+                                                         next_id)
     count = j.shape[0]
     if count and state.skips:  # residual inputs live on the new points too
         per_interval = np.bincount(j, minlength=t.shape[0] - 1)
@@ -570,25 +588,39 @@ def _relu_split(state: _State, layer: int, crossings: list, next_id: int) -> int
             state.skips[k] = (moved, np.repeat(s, per_interval + 1, axis=0))
     state.t, state.x, state.origin = new_t, x, origin
     state.columns, state.width = (None if cols.shape[0] == width else cols), width
-    # Sorted by interval, then by x: sorted by x.
-    crossings.append((layer, tc, u, np.arange(next_id, next_id + count)))
+    crossings.append((tc, u))  # sorted by interval, then by x: sorted by x
     return next_id + count
 
 
-def _propagate(ops: list[tuple], state: _State, crossings: list, next_id: int) -> int:
-    for op in ops:
-        if op[0] == "linear":
-            _linear(state, op[1], op[2])
-        elif op[0] == "relu":
-            next_id = _relu_split(state, len(crossings) + 1, crossings, next_id)
-        else:  # residual block: skip + block(skip)
+def _propagate(program: _Program, lower: float, upper: float) -> tuple:
+    """Run ``program`` on ``[lower, upper]`` in NumPy; returns what the compiled
+    ``_spline_numba.propagate`` does."""
+    state = _State(np.array([lower, upper]), np.array([[1.0], [lower]]))  # slope 1; value at t0
+    crossings: list[tuple] = []
+    next_id, terms, last = 0, None, program.codes.shape[0] - 1
+    layers = iter(range(program.shapes.shape[0]))
+    for op, code in enumerate(program.codes):
+        if code == _LINEAR:
+            w, b = program.linear(next(layers))
+            if op == last:  # the output's slopes' terms set the knot tolerance
+                terms = _mm_t(np.abs(state.slopes), np.abs(state.weight(w))).max()
+            _linear(state, w, b)
+        elif code == _RELU:
+            next_id = _relu_split(state, crossings, next_id)
+        elif code == _OPEN_SKIP:
             state.expand()
             state.skips.append((state.values(), state.slopes.copy()))
-            next_id = _propagate(op[1], state, crossings, next_id)
+        else:  # _CLOSE_SKIP: add the block's input
             state.expand()
             v, s = state.skips.pop()
             state.x = state.x + np.concatenate([s, v[::ANCHOR]])
-    return next_id
+    state.expand()
+    if terms is None:
+        terms = np.abs(state.slopes).max()
+    counts = np.array([c[0].shape[0] for c in crossings], dtype=np.int64)
+    units = np.concatenate([np.empty(0, np.int64), *(c[1] for c in crossings)])
+    places = np.concatenate([np.empty(0), *(c[0] for c in crossings)])
+    return state.t, state.values(), state.slopes, state.origin, counts, units, places, terms
 
 
 @torch.no_grad()
@@ -633,24 +665,33 @@ def spline_of(model: nn.Module, lower: float, upper: float, *,
     if not sliver_rtol >= 0.0:
         raise ValueError(f"sliver_rtol must be >= 0 (0 keeps every piece), got {sliver_rtol}")
     sliver = sliver_rtol * max(upper - lower, abs(lower), abs(upper))
-    ops = _network_ops(model)
-    # The head is the last op when it is linear: its slopes' terms set the jump tolerance.
-    *body, last = ops if ops[-1][0] == "linear" else (*ops, None)
-    t = np.array([lower, upper])
-    state = _State(t, np.array([[1.0], [lower]]))  # slope 1, value at the anchor t[0]
-    crossings: list[tuple] = []
-    _propagate(body, state, crossings, 0)
-    if last is not None:
-        terms = _mm_t(np.abs(state.slopes), np.abs(state.weight(last[1])))
-        _propagate([last], state, crossings, 0)
+    program = _program(model)
+    compiled = _compiled()
+    if compiled is None:
+        t, values, slopes, origin, counts, units, places, terms = _propagate(program, lower,
+                                                                             upper)
+        arrays = _output_arrays(t, values, slopes, origin, counts, units, jump_rtol * terms,
+                                sliver)
     else:
-        state.expand()
-        terms = np.abs(state.slopes)
-    return _output_spline(state, crossings, jump_rtol * float(terms.max()), sliver)
+        *arrays, counts, units, places = compiled.propagate(
+            program.codes, program.shapes, program.params, lower, upper, ANCHOR, jump_rtol,
+            sliver)
+    points, values, slopes, knot_layer, knot_unit, active = (torch.from_numpy(a)
+                                                             for a in arrays)
+    sizes = counts.tolist()  # crossings per ReLU layer
+    crossings = tuple(LayerCrossings(layer, *parts) for layer, parts in enumerate(zip(
+        torch.from_numpy(places).split(sizes), torch.from_numpy(units).split(sizes),
+        active.split(sizes), strict=True), 1))
+    return Spline(points, values, slopes, knot_layer, knot_unit, crossings)
 
 
-def _output_spline(state: _State, crossings: list[tuple], atol: float, sliver: float) -> Spline:
-    t, values, slopes = state.t, state.values(), state.slopes
+def _output_arrays(t: np.ndarray, values: np.ndarray, slopes: np.ndarray, origin: np.ndarray,
+                   counts: np.ndarray, units: np.ndarray, atol: float, sliver: float) -> tuple:
+    """The output spline from the propagated points ``t`` with their ``values`` and ``origin``
+    (crossing id; −1 for the ends) and the ``slopes`` between them, and each ReLU layer's
+    crossing ``counts`` and all crossings' ``units`` in id order: its points, values and
+    slopes, each knot's layer and unit, and whether each crossing is an output knot. The
+    compiled ``_spline_numba.output_arrays`` does the same."""
     # Coinciding crossings leave intervals of zero length or a rounding sliver: keep the pieces
     # wider than `sliver` (the widest if none is); a knot between two kept pieces takes the
     # last of the points before the right one.
@@ -665,23 +706,12 @@ def _output_spline(state: _State, crossings: list[tuple], atol: float, sliver: f
     first_piece = np.concatenate([[True], bend])
     points = np.concatenate([t[:1], t[knot_points], t[-1:]])
     vals = np.concatenate([values[:1], values[knot_points], values[-1:]])
-    active_ids = state.origin[knot_points]
-    # Crossing ids are 0, 1, 2, … in the order they were issued over all layers.
-    total = sum(c[1].shape[0] for c in crossings)
-    layer_by_id = np.zeros(total, dtype=np.int64)
-    unit_by_id = np.zeros(total, dtype=np.int64)
-    is_active = np.zeros(total, dtype=bool)
-    is_active[active_ids] = True
-    layers = []
-    for layer, x, unit, ids in crossings:
-        layer_by_id[ids] = layer
-        unit_by_id[ids] = unit
-        layers.append(LayerCrossings(layer, torch.from_numpy(x), torch.from_numpy(unit),
-                                     torch.from_numpy(is_active[ids])))
-    return Spline(torch.from_numpy(points), torch.from_numpy(vals),
-                  torch.from_numpy(slopes[first_piece]),
-                  torch.from_numpy(layer_by_id[active_ids]),
-                  torch.from_numpy(unit_by_id[active_ids]), tuple(layers))
+    # Crossing ids are 0, 1, 2, … in the order they were issued, layer by layer.
+    active_ids = origin[knot_points]
+    active = np.zeros(units.shape[0], dtype=bool)
+    active[active_ids] = True
+    knot_layer = np.repeat(np.arange(1, counts.shape[0] + 1), counts)[active_ids]
+    return points, vals, slopes[first_piece], knot_layer, units[active_ids], active
 
 
 def _restrict_crossings(c: LayerCrossings, lower: float, upper: float) -> LayerCrossings:
@@ -717,13 +747,13 @@ def bdso(model: nn.Module) -> BDSO:
     ``domain`` is folded in, so breakpoints are in the user's x), or any
     ``nn.Sequential(nn.Linear(1, H), nn.ReLU(), nn.Linear(H, 1))``. Sahs et al. (2020), eq. 2.
     """
-    ops = _network_ops(model)
-    kinds = [op[0] for op in ops]
-    if kinds != ["linear", "relu", "linear"] or ops[2][1].shape[0] != 1:
+    program = _program(model)
+    if program.codes.tolist() != [_LINEAR, _RELU, _LINEAR] or program.shapes[1, 0] != 1:
         raise ValueError("bdso needs a shallow network Linear(1, H) → ReLU → Linear(H, 1) (an MLP "
                          "with depth=1 and out_features=1); use spline_of for deeper networks")
-    w, b = torch.from_numpy(ops[0][1][:, 0].copy()), torch.from_numpy(ops[0][2].copy())  # (H,)
-    v, b0 = torch.from_numpy(ops[2][1][0].copy()), float(ops[2][2][0])  # (H,), ()
+    (w, b), (v, b0) = program.linear(0), program.linear(1)
+    w, b, v = (torch.from_numpy(a.reshape(-1).copy()) for a in (w, b, v))  # (H,) each
+    b0 = float(b0[0])
     orient = torch.sign(w)
     flat = orient == 0
     beta = torch.where(flat, torch.full_like(w, math.nan), -b / torch.where(flat, 1.0, w))
