@@ -26,6 +26,7 @@ import time
 import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
+from torch import nn
 
 from deepbasis import MLP, init
 from deepbasis.analysis import count_regions, spline_of
@@ -50,21 +51,29 @@ def alternate(*fns, rounds: int) -> list[float]:
     return [statistics.median(ts) for ts in times]
 
 
-def regioncam_network(model: MLP, lower: float, upper: float):
-    import regioncam
-
-    def linear(layer):
-        return regioncam.nn.Linear(layer.weight.detach().double().T.numpy().astype(np.float32),
-                                   layer.bias.detach().double().numpy().astype(np.float32))
-
-    # regioncam's line is [−size/2, size/2]: shift it onto [lower, upper] first.
-    shift = regioncam.nn.Linear(np.ones((1, 1), np.float32),
-                                np.array([(lower + upper) / 2], np.float32))
-    layers = [shift]
-    for layer in model.layers:
-        layers += [linear(layer), regioncam.nn.ReLU()]
-    layers.append(linear(model.head))
-    return regioncam.nn.Sequential(*layers)
+def as_sequential(model: MLP, lower: float, upper: float) -> nn.Sequential:
+    """The model as regioncam sees it, a float32 ``nn.Sequential`` of Linear/ReLU layers: the
+    input box of a ``domain`` folded into the first layer, and regioncam's line
+    [−size/2, size/2] shifted onto [lower, upper] by a first Linear(1, 1) if needed."""
+    layers: list[nn.Module] = []
+    center = (lower + upper) / 2
+    if center != 0:
+        shift = nn.Linear(1, 1)
+        with torch.no_grad():
+            shift.weight.fill_(1.0)
+            shift.bias.fill_(center)
+        layers.append(shift)
+    for k, layer in enumerate([*model.layers, model.head]):
+        linear = nn.Linear(layer.in_features, layer.out_features, dtype=torch.float64)
+        with torch.no_grad():
+            linear.weight.copy_(layer.weight)
+            linear.bias.copy_(layer.bias)
+            if k == 0 and model.domain is not None:  # x̃ = (x − l) / (u − l)
+                lo, hi = model.domain[0][0], model.domain[1][0]
+                linear.bias.sub_(linear.weight[:, 0] * lo / (hi - lo))
+                linear.weight.div_(hi - lo)
+        layers += [linear, nn.ReLU()]
+    return nn.Sequential(*layers[:-1]).float()
 
 
 def bench_spline(rounds: int, width: int = 64, depth: int = 8) -> list[dict]:
@@ -81,40 +90,37 @@ def bench_spline(rounds: int, width: int = 64, depth: int = 8) -> list[dict]:
     for name, initialize in settings.items():
         domain = (lower, upper) if name.startswith("Box") else None
         model = initialize(MLP(1, width, depth, domain=domain, dtype=torch.float64))
-        if domain is not None:  # regioncam sees the input box as a first layer
-            model_rc = MLP(1, width, depth, dtype=torch.float64)
-            model_rc.load_state_dict({k: v for k, v in model.state_dict().items()
-                                      if not k.startswith("_")})
-            with torch.no_grad():
-                scale = 1.0 / (upper - lower)
-                model_rc.layers[0].bias.add_(-model_rc.layers[0].weight[:, 0] * lower * scale)
-                model_rc.layers[0].weight.mul_(scale)
-        else:
-            model_rc = model
-        net = regioncam_network(model_rc, lower, upper)
+        model_rc = as_sequential(model, lower, upper)  # float32, as regioncam.nn.convert needs
+        prebuilt = regioncam.nn.convert(model_rc)
 
         def ours(model=model):
             return spline_of(model, lower, upper)
 
-        def ours_numpy(model=model):  # the ReLU step in NumPy, as without deepbasis[fast]
+        def ours_numpy(model=model):  # without deepbasis[fast]
             spline_module.ACCELERATE = False
             try:
                 return spline_of(model, lower, upper)
             finally:
                 spline_module.ACCELERATE = True
 
-        def theirs(net=net):
+        def theirs(model_rc=model_rc):  # from the torch network, as ours
+            cam = regioncam.Regioncam1D(upper - lower)
+            cam.add(regioncam.nn.convert(model_rc))
+            return cam.num_edges
+
+        def theirs_prebuilt(net=prebuilt):  # regioncam's layers built beforehand
             cam = regioncam.Regioncam1D(upper - lower)
             cam.add(net)
             return cam.num_edges
 
-        t_ours, t_numpy, t_rc = alternate(ours, ours_numpy, theirs, rounds=rounds)
+        t_ours, t_rc, t_pre = alternate(ours, theirs, theirs_prebuilt, rounds=rounds)
+        (t_numpy,) = alternate(ours_numpy, rounds=max(rounds // 3, 3))
         spline = ours()
         rows.append({"init": name, "pieces": spline.num_pieces,
                      "regions": count_regions(model, lower, upper), "regioncam": theirs(),
                      "ours_ms": t_ours * 1e3, "numpy_ms": t_numpy * 1e3,
-                     "regioncam_ms": t_rc * 1e3,
-                     "ratio": t_rc / t_ours})
+                     "regioncam_ms": t_rc * 1e3, "prebuilt_ms": t_pre * 1e3,
+                     "ratio": t_rc / t_ours, "ratio_prebuilt": t_pre / t_ours})
     return rows
 
 
@@ -158,24 +164,29 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--quick", action="store_true", help="fewer rounds, n = 500")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
+    # One thread for every pool, as OMP_NUM_THREADS=1 would set: torch's and the BLAS that
+    # spline_of's compiled products call (loaded by a first call). spline_of runs BLAS on
+    # torch's thread count anyway, but switching it costs each call some 20 µs.
     torch.set_num_threads(args.threads)
-    # spline_of's compiled products call SciPy's BLAS (loaded by a first call): same threads.
     spline_of(MLP(1, 2, 1, dtype=torch.float64), 0.0, 1.0)
     threadpool_limits(args.threads)
     if args.quick:
         args.rounds, args.n = 5, 500
     compiled = spline_module._compiled() is not None
-    print(f"Exact spline of a depth-8 width-64 plain ReLU network on [-3, 3]: deepbasis spline_of "
-          f"(float64; ReLU step {'compiled by Numba' if compiled else 'in NumPy: no Numba'}) vs "
-          f"regioncam Regioncam1D (float32); median CPU time of {args.rounds} rounds in turn, "
-          f"threads={args.threads}; 'numpy step' = spline_of without Numba")
+    engine = "compiled by Numba" if compiled else "NumPy: no Numba"
+    print(f"Exact spline of a depth-8 width-64 plain ReLU network on [-3, 3], from the torch "
+          f"network: deepbasis spline_of (float64; {engine}) vs regioncam "
+          f"(nn.convert + Regioncam1D.add, float32); median CPU time of {args.rounds} rounds in "
+          f"turn, threads={args.threads}. 'prebuilt': regioncam's layers converted beforehand "
+          f"(spline_of still reads the torch network); 'numpy': spline_of without Numba")
     rows = bench_spline(args.rounds)
     for r in rows:
         same = "same" if r["regions"] == r["regioncam"] else "DIFFERENT"
-        print(f"  {r['init']:28s} pieces {r['pieces']:4d}  regions {r['regions']:4d} "
-              f"(regioncam {r['regioncam']:4d}, {same})  deepbasis {r['ours_ms']:6.3f} ms "
-              f"(numpy step {r['numpy_ms']:6.3f})  regioncam {r['regioncam_ms']:6.3f} ms  "
-              f"regioncam/deepbasis {r['ratio']:.2f}x (target >= 1)")
+        print(f"  {r['init']:26s} pieces {r['pieces']:4d}  regions {r['regions']:4d} "
+              f"(regioncam {r['regioncam']:4d}, {same})  deepbasis {r['ours_ms']:.3f} ms "
+              f"(numpy {r['numpy_ms']:.3f})  regioncam {r['regioncam_ms']:.3f} ms (prebuilt "
+              f"{r['prebuilt_ms']:.3f})  regioncam/deepbasis {r['ratio']:.2f}x (target >= 1; "
+              f"prebuilt {r['ratio_prebuilt']:.2f}x)")
     print()
     print(f"DP segmentation, n = {args.n}, k = {args.pieces} linear pieces, min_size 2, jump "
           f"{args.jump}: deepbasis optimal_segmentation vs ruptures.Dynp(model='linear')")

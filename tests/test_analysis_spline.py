@@ -316,7 +316,7 @@ def test_region_counts_equal_regioncam(seed, residual, depth, width):
     assert count_pieces(model, LOWER, UPPER) <= ours
 
 
-# --- rounding slivers and the compiled ReLU step ---------------------------------------------
+# --- rounding slivers and the compiled propagation -----------------------------------------
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -346,26 +346,104 @@ def test_sliver_rtol_is_checked():
         spline_of(random_mlp(0, 4, 2), LOWER, UPPER, sliver_rtol=-1.0)
 
 
-@pytest.mark.parametrize("seed", SEEDS)
-@pytest.mark.parametrize("residual", [False, True], ids=["plain", "residual"])
-@pytest.mark.parametrize("depth,width", [(1, 64), (3, 16), (8, 64)])
-def test_compiled_step_equals_numpy(seed, residual, depth, width, monkeypatch):
-    # The Numba step does the NumPy step's arithmetic in the same order; the matrix products
-    # between steps may round an ulp differently (MKL's result depends on the buffers'
-    # alignment), so the knots agree to rounding and everything discrete agrees exactly.
+def assert_compiled_equals_numpy(model, monkeypatch, lower=LOWER, upper=UPPER):
+    # The compiled propagation does the NumPy one's arithmetic in the same order; the matrix
+    # products may round an ulp differently (SciPy's BLAS against torch's MKL, whose result
+    # also depends on the buffers' alignment), so the knots agree to rounding and everything
+    # discrete agrees exactly.
     pytest.importorskip("numba")
     from deepbasis.analysis import spline as spline_module
 
-    model = random_mlp(seed, width, depth, residual)
-    compiled = spline_of(model, LOWER, UPPER)
-    assert spline_module._COMPILED  # Numba is installed: the compiled step ran
-    monkeypatch.setattr(spline_module, "ACCELERATE", False)
-    plain = spline_of(model, LOWER, UPPER)
+    compiled = spline_of(model, lower, upper)
+    assert spline_module._COMPILED  # Numba is installed: the compiled propagation ran
+    with monkeypatch.context() as patch:
+        patch.setattr(spline_module, "ACCELERATE", False)
+        plain = spline_of(model, lower, upper)
     for name in ("points", "values", "slopes"):
         torch.testing.assert_close(getattr(compiled, name), getattr(plain, name), rtol=1e-13,
                                    atol=1e-13 * float(getattr(plain, name).abs().max()))
     assert torch.equal(compiled.knot_layer, plain.knot_layer)
     assert torch.equal(compiled.knot_unit, plain.knot_unit)
+    assert len(compiled.crossings) == len(plain.crossings)
     for a, b in zip(compiled.crossings, plain.crossings, strict=True):
+        assert a.layer == b.layer
         torch.testing.assert_close(a.x, b.x, rtol=1e-13, atol=1e-13)
         assert torch.equal(a.unit, b.unit) and torch.equal(a.active, b.active)
+    return compiled
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("residual", [False, True], ids=["plain", "residual"])
+@pytest.mark.parametrize("depth,width", [(1, 64), (3, 16), (8, 64)])
+def test_compiled_propagation_equals_numpy(seed, residual, depth, width, monkeypatch):
+    assert_compiled_equals_numpy(random_mlp(seed, width, depth, residual), monkeypatch)
+
+
+def _dead_second_layer(seed):
+    model = random_mlp(seed, 16, 3)
+    with torch.no_grad():  # every unit of layer 2 is off on [−3, 3]: the output is constant
+        model.layers[1].bias.fill_(-1e6)
+    return model
+
+
+def _shared_breakpoints(seed):
+    model = random_mlp(seed, 8, 2)
+    with torch.no_grad():  # units 0–3 and 4–7 break at the same points (ties to order)
+        model.layers[0].weight[4:] = 2.0 * model.layers[0].weight[:4]
+        model.layers[0].bias[4:] = 2.0 * model.layers[0].bias[:4]
+    return model
+
+
+def _sequential_ending_in_relu(seed):
+    g = torch.Generator().manual_seed(seed)
+    model = nn.Sequential(nn.Linear(1, 12, dtype=torch.float64), nn.ReLU(),
+                          nn.Sequential(nn.Linear(12, 3, bias=False, dtype=torch.float64),
+                                        nn.Identity()), nn.ReLU())
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape, generator=g, dtype=torch.float64))
+    return model
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("build", [_dead_second_layer, _shared_breakpoints,
+                                   _sequential_ending_in_relu],
+                         ids=["dead layer", "shared breakpoints", "sequential ending in relu"])
+def test_compiled_propagation_equals_numpy_on_edge_cases(seed, build, monkeypatch):
+    model = build(seed)
+    spline = assert_compiled_equals_numpy(model, monkeypatch)
+    assert_matches_network(model, spline)
+    if build is _dead_second_layer:
+        assert spline.num_pieces == 1 and spline.crossings[1].count == 0
+    if build is _shared_breakpoints:  # each shared point is one knot, found by both units
+        first = spline.crossings[0]
+        assert first.count == 2 * torch.unique(first.x).numel()
+
+
+def test_compiled_propagation_runs_blas_on_torch_threads(monkeypatch):
+    # The compiled products call SciPy's BLAS: on torch's thread count while spline_of runs,
+    # as every product in deepbasis, and left as they were afterwards.
+    pytest.importorskip("numba")
+    from deepbasis.analysis import _spline_numba
+
+    def blas_threads():
+        return [lib.num_threads for lib in _spline_numba._BLAS.lib_controllers]
+
+    seen = []
+    compiled = _spline_numba.propagate
+
+    def spy(*args):
+        seen.append(blas_threads())
+        return compiled(*args)
+
+    monkeypatch.setattr(_spline_numba, "propagate", spy)
+    threads = torch.get_num_threads()
+    before = blas_threads()
+    try:
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            spline_of(random_mlp(0, 8, 2), LOWER, UPPER)
+            assert seen[-1] == [n] * len(before)
+            assert blas_threads() == before
+    finally:
+        torch.set_num_threads(threads)

@@ -28,7 +28,9 @@ layer). Residual layers add the skip before the next layer, as :class:`~deepbasi
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -78,6 +80,32 @@ class LayerCrossings:
         return int(self.active.sum())
 
 
+class _Crossings(Sequence):
+    """The :class:`LayerCrossings` of every ReLU layer, an immutable sequence built on first
+    use from the crossings of all layers in one array each (most callers only count pieces,
+    and 3 tensors per layer cost as much as a ReLU step)."""
+
+    def __init__(self, counts: np.ndarray, x: np.ndarray, unit: np.ndarray,
+                 active: np.ndarray) -> None:
+        self._arrays = (counts, x, unit, active)
+
+    @functools.cached_property
+    def _layers(self) -> tuple[LayerCrossings, ...]:
+        counts, *arrays = self._arrays
+        sizes = counts.tolist()
+        return tuple(LayerCrossings(layer, *parts) for layer, parts in enumerate(
+            zip(*(torch.from_numpy(a).split(sizes) for a in arrays), strict=True), 1))
+
+    def __getitem__(self, index):
+        return self._layers[index]
+
+    def __len__(self) -> int:
+        return self._arrays[0].shape[0]
+
+    def __repr__(self) -> str:
+        return repr(self._layers)
+
+
 @dataclass(frozen=True, eq=False)
 class Spline:
     r"""A continuous piecewise-linear function :math:`[a, b] → ℝ^m`.
@@ -93,8 +121,8 @@ class Spline:
         knot_layer, knot_unit: ``(K,)`` int64 or ``None`` — for a spline of a network, the
             (1-based layer, unit) whose pre-activation crossed zero at each knot (the first
             one if several coincide).
-        crossings: for a spline of a network, one :class:`LayerCrossings` per ReLU layer, else
-            ``None``.
+        crossings: for a spline of a network, a sequence of one :class:`LayerCrossings` per
+            ReLU layer, else ``None``.
 
     Evaluation outside ``[lower, upper]`` extends the two end pieces linearly; for a spline of
     a network that is the network only if it has no breakpoints out there.
@@ -113,7 +141,7 @@ class Spline:
     slopes: torch.Tensor
     knot_layer: torch.Tensor | None = None
     knot_unit: torch.Tensor | None = None
-    crossings: tuple[LayerCrossings, ...] | None = field(default=None, repr=False)
+    crossings: Sequence[LayerCrossings] | None = field(default=None, repr=False)
 
     @classmethod
     def from_values(cls, points: torch.Tensor, values: torch.Tensor) -> Spline:
@@ -504,7 +532,6 @@ def _split_numpy(t: np.ndarray, x: np.ndarray, origin: np.ndarray, m: int, next_
         anchors = np.maximum(z[::m], 0.0)
         return (t, np.concatenate([np.multiply(sz, on), anchors])[:, cols], cols, origin, j, u,
                 a, a)
-    d = z.shape[1]
     lam = a / (a - b)  # in [0, 1]: a and −b have the same sign
     tj, tk = t[j], t[j + 1]
     tc = np.minimum(np.maximum(tj + lam * (tk - tj), tj), tk)  # (C,) inside interval j
@@ -516,24 +543,35 @@ def _split_numpy(t: np.ndarray, x: np.ndarray, origin: np.ndarray, m: int, next_
     per_interval = np.bincount(j, minlength=p - 1)  # (P − 1,)
     old_at, new_at = _new_positions(j, per_interval)
     q = p + count
-    # z is affine on interval j: interpolate every unit; the crossing unit is exactly 0.
-    zj = z[j]
-    zc = zj + lam[:, None] * (z[j + 1] - zj)  # (C, d)
-    zc[np.arange(count), u] = 0.0
-    positive = np.empty((q, d), dtype=bool)
-    positive[old_at] = pos
-    positive[new_at] = zc > 0
-    on = positive[:-1] | positive[1:]  # (Q − 1, d): a unit keeps one sign on each interval
-    source = np.empty(q, dtype=np.int64)  # row of [z; zc] behind each new point
+    # A unit keeps one sign on each new interval. Between two old points it is the sign at
+    # either end; on the pieces of a split interval, the sign at the piece's midpoint, where z
+    # (affine on the parent interval) is clear of zero. (Not the sign at a crossing: a unit
+    # that crosses zero at the same x as the crossing unit is an ulp off zero there.)
+    on = np.repeat(pos[:-1] | pos[1:], per_interval + 1, axis=0)  # (Q − 1, d)
+    is_new = np.zeros(q, dtype=bool)
+    is_new[new_at] = True
+    frac = np.zeros(q)  # each crossing's fraction λ along its parent interval
+    frac[new_at] = lam
+    rows = np.nonzero(is_new[:-1] | is_new[1:])[0]  # the pieces of split intervals
+    mid = (frac[rows] + np.where(is_new[rows + 1], frac[rows + 1], 1.0)) * 0.5
+    parent = np.repeat(np.arange(p - 1), per_interval + 1)[rows]
+    za = z[parent]
+    on[rows] = za + mid[:, None] * (z[parent + 1] - za) > 0
+    out = np.empty((q - 1 + (q + m - 1) // m, z.shape[1]))
+    np.multiply(np.repeat(sz, per_interval + 1, axis=0), on, out=out[: q - 1])
+    # Anchors: the ReLU of the values there. z is affine on interval j: a crossing's values
+    # are interpolated, the crossing unit's is exactly 0.
+    anchors = out[q - 1:]
+    source = np.empty(q, dtype=np.int64)  # old point, or p + crossing, behind each new point
     source[old_at] = np.arange(p)
     source[new_at] = np.arange(p, q)
     anchor_rows = source[::m]
     old = anchor_rows < p
-    out = np.empty((q - 1 + anchor_rows.shape[0], d))
-    np.multiply(np.repeat(sz, per_interval + 1, axis=0), on, out=out[: q - 1])
-    anchors = out[q - 1:]
     anchors[old] = z[anchor_rows[old]]
-    anchors[~old] = zc[anchor_rows[~old] - p]
+    c = anchor_rows[~old] - p
+    zj = z[j[c]]
+    anchors[~old] = zj + lam[c, None] * (z[j[c] + 1] - zj)
+    anchors[np.nonzero(~old)[0], u[c]] = 0.0
     np.maximum(anchors, 0.0, out=anchors)
     new_t = np.empty(q)
     new_t[old_at] = t
@@ -673,16 +711,12 @@ def spline_of(model: nn.Module, lower: float, upper: float, *,
         arrays = _output_arrays(t, values, slopes, origin, counts, units, jump_rtol * terms,
                                 sliver)
     else:
-        *arrays, counts, units, places = compiled.propagate(
+        *arrays, counts, units, places = compiled.propagate_on_torch_threads(
             program.codes, program.shapes, program.params, lower, upper, ANCHOR, jump_rtol,
             sliver)
-    points, values, slopes, knot_layer, knot_unit, active = (torch.from_numpy(a)
-                                                             for a in arrays)
-    sizes = counts.tolist()  # crossings per ReLU layer
-    crossings = tuple(LayerCrossings(layer, *parts) for layer, parts in enumerate(zip(
-        torch.from_numpy(places).split(sizes), torch.from_numpy(units).split(sizes),
-        active.split(sizes), strict=True), 1))
-    return Spline(points, values, slopes, knot_layer, knot_unit, crossings)
+    *arrays, active = arrays
+    return Spline(*(torch.from_numpy(a) for a in arrays),
+                  _Crossings(counts, places, units, active))
 
 
 def _output_arrays(t: np.ndarray, values: np.ndarray, slopes: np.ndarray, origin: np.ndarray,
