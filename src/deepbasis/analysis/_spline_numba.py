@@ -1,15 +1,17 @@
-"""The ReLU step of :func:`deepbasis.analysis.spline_of`, compiled with Numba.
+"""The propagation of :func:`deepbasis.analysis.spline_of`, compiled with Numba: one call
+reads the whole network (a ``spline._Program``) and returns the output spline's arrays.
 
 Imported only when Numba is installed (``pip install deepbasis[fast]``); otherwise
-:mod:`deepbasis.analysis.spline` runs the same step in NumPy (``spline._split_numpy``). Both
-do the same arithmetic in the same order (tests/test_analysis_spline.py compares them; the
-matrix products between steps may round an ulp differently, as MKL's result depends on the
-buffers' alignment). The step's cost is not its arithmetic but NumPy's per-call overhead, some
-thirty array operations per layer, which one compiled loop removes.
+:mod:`deepbasis.analysis.spline` runs the same propagation in NumPy (``spline._propagate``,
+``spline._split_numpy``, ``spline._output_arrays``). Both do the same arithmetic in the same
+order (tests/test_analysis_spline.py compares them); only the matrix products may round an
+ulp differently (here SciPy's BLAS through Numba, there torch's). What this saves is not
+arithmetic but per-call overhead: some thirty NumPy operations per layer and the Python
+between them, which cost more than the products on networks of a few hundred pieces.
 
 See ``spline._split_numpy`` for the layout of ``x`` (slopes of the P − 1 intervals, then the
-values at every ``anchor``-th point) and of what it returns (``cols``: the units the ReLU
-leaves nonzero somewhere; only their columns are returned)."""
+values at every ``anchor``-th point) and of what a ReLU step returns (``cols``: the units the
+ReLU leaves nonzero somewhere; only their columns are returned)."""
 
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ import scipy.linalg.cython_blas  # noqa: F401 - the BLAS Numba's np.dot calls, l
 import torch
 from threadpoolctl import ThreadpoolController
 
-from .spline import _CLOSE_SKIP, _LINEAR, _OPEN_SKIP, _RELU
+from ._spline_ops import LINEAR, OPEN_SKIP, RELU
 
 _BLAS = ThreadpoolController().select(user_api="blas")
 
@@ -169,9 +171,6 @@ def _relu_values(out, values, cols):  # pragma: no cover - compiled
         out[i_c] = max(values[cols[i_c]], 0.0)
 
 
-LINEAR, RELU, OPEN_SKIP, CLOSE_SKIP = _LINEAR, _RELU, _OPEN_SKIP, _CLOSE_SKIP
-
-
 @numba.njit(cache=True, nogil=True)
 def _expand(x, cols, width):  # pragma: no cover - compiled
     """Put back the all-zero columns of the units a ReLU left off everywhere."""
@@ -281,7 +280,7 @@ def propagate(codes, shapes, params, lower, upper, anchor, jump_rtol,
             p = t.shape[0]
             skip_v.append(values(t, x, anchor))
             skip_s.append(x[: p - 1].copy())
-        else:  # CLOSE_SKIP: add the block's input
+        else:  # _spline_ops.CLOSE_SKIP: add the block's input
             if partial:
                 x = _expand(x, cols, width)
                 partial = False

@@ -22,8 +22,10 @@ linear layer maps values and slopes. A ReLU finds, for every interval and unit, 
 change of the pre-activation (an affine function there), inserts the zero crossing
 :math:`t^* = t_j + (t_{j+1} − t_j)\, z_j / (z_j − z_{j+1})` as a new point (the crossing unit
 is set to exactly 0 there, the others are interpolated), and zeroes the slope of every unit on
-the sub-intervals where it is off. All units of a layer are handled at once (one sort per
-layer). Residual layers add the skip before the next layer, as :class:`~deepbasis.MLP` does.
+the sub-intervals where it is off (its sign at a sub-interval's midpoint: at a crossing, a unit
+crossing zero at the same x is only rounding away from 0). All units of a layer are handled at
+once. Residual layers add the skip before the next layer, as :class:`~deepbasis.MLP` does. With
+Numba installed (``deepbasis[fast]``) the whole propagation is one compiled call.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ import torch
 from torch import nn
 
 from ..nn.mlp import MLP
+from . import _spline_ops as ops
 
 # A knot is *active* (the output bends there) when its slope jump exceeds this fraction of the
 # size of the terms summed to make the output's slopes (see `_output_arrays`). Mathematically
@@ -345,9 +348,6 @@ class BDSO:
 # ---------------------------------------------------------------------------------------------
 # Networks as a program of float64 operations
 # ---------------------------------------------------------------------------------------------
-# Operation codes: a linear layer, a ReLU, and the two ends of a residual block (its input is
-# added to its output: MLP's hidden layers 2..L when residual=True).
-_LINEAR, _RELU, _OPEN_SKIP, _CLOSE_SKIP = 0, 1, 2, 3
 
 
 @dataclass(frozen=True)
@@ -381,16 +381,18 @@ def _program(model: nn.Module) -> _Program:
             raise ValueError(f"spline_of needs a network with one input, got in_features="
                              f"{model.in_features}")
         linears = [*model.layers, model.head]
-        hidden = [_OPEN_SKIP, _LINEAR, _RELU, _CLOSE_SKIP] if model.residual else [_LINEAR, _RELU]
-        codes = [_LINEAR, _RELU, *hidden * (len(linears) - 2), _LINEAR]
+        hidden = [ops.LINEAR, ops.RELU]
+        if model.residual:
+            hidden = [ops.OPEN_SKIP, *hidden, ops.CLOSE_SKIP]
+        codes = [ops.LINEAR, ops.RELU, *hidden * (len(linears) - 2), ops.LINEAR]
     elif isinstance(model, nn.Sequential):
         codes, linears = [], []
         for module in _flatten(model):
             if isinstance(module, nn.Linear):
-                codes.append(_LINEAR)
+                codes.append(ops.LINEAR)
                 linears.append(module)
             elif isinstance(module, nn.ReLU):
-                codes.append(_RELU)
+                codes.append(ops.RELU)
             elif not isinstance(module, nn.Identity):
                 raise TypeError(f"spline_of handles nn.Linear, nn.ReLU and nn.Identity inside an "
                                 f"nn.Sequential, got {type(module).__name__}")
@@ -638,17 +640,17 @@ def _propagate(program: _Program, lower: float, upper: float) -> tuple:
     next_id, terms, last = 0, None, program.codes.shape[0] - 1
     layers = iter(range(program.shapes.shape[0]))
     for op, code in enumerate(program.codes):
-        if code == _LINEAR:
+        if code == ops.LINEAR:
             w, b = program.linear(next(layers))
             if op == last:  # the output's slopes' terms set the knot tolerance
                 terms = _mm_t(np.abs(state.slopes), np.abs(state.weight(w))).max()
             _linear(state, w, b)
-        elif code == _RELU:
+        elif code == ops.RELU:
             next_id = _relu_split(state, crossings, next_id)
-        elif code == _OPEN_SKIP:
+        elif code == ops.OPEN_SKIP:
             state.expand()
             state.skips.append((state.values(), state.slopes.copy()))
-        else:  # _CLOSE_SKIP: add the block's input
+        else:  # ops.CLOSE_SKIP: add the block's input
             state.expand()
             v, s = state.skips.pop()
             state.x = state.x + np.concatenate([s, v[::ANCHOR]])
@@ -782,7 +784,7 @@ def bdso(model: nn.Module) -> BDSO:
     ``nn.Sequential(nn.Linear(1, H), nn.ReLU(), nn.Linear(H, 1))``. Sahs et al. (2020), eq. 2.
     """
     program = _program(model)
-    if program.codes.tolist() != [_LINEAR, _RELU, _LINEAR] or program.shapes[1, 0] != 1:
+    if program.codes.tolist() != [ops.LINEAR, ops.RELU, ops.LINEAR] or program.shapes[1, 0] != 1:
         raise ValueError("bdso needs a shallow network Linear(1, H) → ReLU → Linear(H, 1) (an MLP "
                          "with depth=1 and out_features=1); use spline_of for deeper networks")
     (w, b), (v, b0) = program.linear(0), program.linear(1)
