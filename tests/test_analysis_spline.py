@@ -447,3 +447,26 @@ def test_compiled_propagation_runs_blas_on_torch_threads(monkeypatch):
             assert blas_threads() == before
     finally:
         torch.set_num_threads(threads)
+
+
+def test_a_numba_compilation_is_announced_once(monkeypatch, caplog):
+    # The first spline_of of a process compiles for ~25 s unless Numba's cache has it: the
+    # notice listens for Numba's compile events (a cache load sends none). A fresh function
+    # stands in for the propagation, which is compiled and cached by now.
+    numba = pytest.importorskip("numba")
+    from numba.core import event
+
+    from deepbasis.analysis import _spline_numba
+
+    monkeypatch.setattr(_spline_numba._CompileNotice, "said", False, raising=False)
+
+    @numba.njit
+    def fresh(a):
+        return a + 1
+
+    with caplog.at_level("WARNING"), event.install_listener("numba:compile",
+                                                             _spline_numba._CompileNotice()):
+        fresh(1)
+        fresh(1.0)  # a second compilation says nothing more
+    notices = [r for r in caplog.records if "compiling spline_of" in r.getMessage()]
+    assert len(notices) == 1

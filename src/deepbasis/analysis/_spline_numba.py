@@ -15,10 +15,13 @@ ReLU leaves nonzero somewhere; only their columns are returned)."""
 
 from __future__ import annotations
 
+import logging
+
 import numba
 import numpy as np
 import scipy.linalg.cython_blas  # noqa: F401 - the BLAS Numba's np.dot calls, loaded now
 import torch
+from numba.core import event
 from threadpoolctl import ThreadpoolController
 
 from ._spline_ops import LINEAR, OPEN_SKIP, RELU
@@ -30,6 +33,34 @@ def propagate_on_torch_threads(*args):
     """:func:`propagate` with the BLAS libraries on ``torch.get_num_threads()`` threads, like
     every other product in deepbasis (OpenBLAS would otherwise start one thread per core even
     for these small products, doubling the CPU time on 2 cores for no gain in wall time)."""
+    global _LOADED
+    if not _LOADED:  # the first call of the process compiles, or loads Numba's cache
+        with event.install_listener("numba:compile", _CompileNotice()):
+            result = propagate_on_torch_threads_(*args)
+        _LOADED = True
+        return result
+    return propagate_on_torch_threads_(*args)
+
+
+_LOADED = False
+
+
+class _CompileNotice(event.Listener):
+    """Says once, when Numba starts compiling (it does not when it loads its cache), why the
+    first spline_of waits."""
+
+    def on_start(self, ev) -> None:
+        if not getattr(_CompileNotice, "said", False):
+            _CompileNotice.said = True
+            logging.getLogger(__name__).warning(
+                "deepbasis: compiling spline_of's propagation with Numba, once (about half a "
+                "minute); later runs load it from Numba's cache")
+
+    def on_end(self, ev) -> None:
+        pass
+
+
+def propagate_on_torch_threads_(*args):
     threads = torch.get_num_threads()
     if all(lib.num_threads == threads for lib in _BLAS.lib_controllers):
         return propagate(*args)
@@ -106,7 +137,7 @@ def relu_split(t, x, origin, anchor, next_id):  # pragma: no cover - compiled
                 j[i] = k
                 i += 1
         if per[k] > 16:
-            order = start + np.argsort(tc[start:i], kind="mergesort")
+            order = start + _stable_order(tc[start:i])
             tc[start:i], u[start:i], lam[start:i] = tc[order], u[order], lam[order]
     # The new points in order: each old point, then the crossings inside its interval. A
     # unit's slope on a new interval is its slope on the parent interval where it is on, else
@@ -148,7 +179,31 @@ def relu_split(t, x, origin, anchor, next_id):  # pragma: no cover - compiled
     return new_t, out, cols, new_origin, j, u, lam, tc
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(cache=True, nogil=True)
+def _stable_order(keys):  # pragma: no cover - compiled
+    """``np.argsort(keys, kind="stable")`` by a bottom-up merge sort (Numba compiles NumPy's
+    stable argsort in seconds; this in a fraction of one)."""
+    n = keys.shape[0]
+    order = np.arange(n)
+    spare = np.empty(n, np.int64)
+    width = 1
+    while width < n:
+        for lo in range(0, n, 2 * width):
+            mid, hi = min(lo + width, n), min(lo + 2 * width, n)
+            a, b = lo, mid
+            for r in range(lo, hi):  # take from the left run on ties: stable
+                if a < mid and (b >= hi or keys[order[a]] <= keys[order[b]]):
+                    spare[r] = order[a]
+                    a += 1
+                else:
+                    spare[r] = order[b]
+                    b += 1
+        order, spare = spare, order
+        width *= 2
+    return order
+
+
+@numba.njit(cache=True, nogil=True)
 def _relu_slopes(out, slopes, left, right, cols):  # pragma: no cover - compiled
     """Slopes after the ReLU on an interval: a unit's own where it is > 0 at either end."""
     for i_c in range(cols.shape[0]):
@@ -156,7 +211,7 @@ def _relu_slopes(out, slopes, left, right, cols):  # pragma: no cover - compiled
         out[i_c] = slopes[c] if (left[c] > 0.0 or right[c] > 0.0) else 0.0
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(cache=True, nogil=True)
 def _relu_slopes_at(out, slopes, left, right, mid, cols):  # pragma: no cover - compiled
     """Slopes after the ReLU on a piece of an interval: a unit's own where it is > 0 at the
     fraction ``mid`` of the way from ``left`` to ``right``."""
@@ -165,7 +220,7 @@ def _relu_slopes_at(out, slopes, left, right, mid, cols):  # pragma: no cover - 
         out[i_c] = slopes[c] if left[c] + mid * (right[c] - left[c]) > 0.0 else 0.0
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(cache=True, nogil=True)
 def _relu_values(out, values, cols):  # pragma: no cover - compiled
     for i_c in range(cols.shape[0]):
         out[i_c] = max(values[cols[i_c]], 0.0)
