@@ -71,17 +71,22 @@ def propagate_on_torch_threads_(*args):
 @numba.njit(cache=True, nogil=True)
 def values(t, x, anchor):  # pragma: no cover - compiled
     """Values at every point, summed from the anchor of its block (as ``spline._values``)."""
-    p = t.shape[0]
-    d = x.shape[1]
-    z = np.empty((p, d))
-    for k in range(p):
-        if k % anchor == 0:
-            z[k] = x[p - 1 + k // anchor]
-        else:
-            dt = t[k] - t[k - 1]
-            for c in range(d):
-                z[k, c] = z[k - 1, c] + x[k - 1, c] * dt
+    z = np.empty((t.shape[0], x.shape[1]))
+    for k in range(t.shape[0]):
+        _value_row(z, t, x, k, anchor)
     return z
+
+
+@numba.njit(cache=True, nogil=True)
+def _value_row(z, t, x, k, anchor):  # pragma: no cover - compiled
+    """``z[k]``: the anchor's values, or ``z[k − 1]`` plus the slope times the step."""
+    p = t.shape[0]
+    if k % anchor == 0:
+        z[k] = x[p - 1 + k // anchor]
+    else:
+        dt = t[k] - t[k - 1]
+        for c in range(x.shape[1]):
+            z[k, c] = z[k - 1, c] + x[k - 1, c] * dt
 
 
 @numba.njit(cache=True, nogil=True)
@@ -96,12 +101,7 @@ def relu_split(t, x, origin, anchor, next_id):  # pragma: no cover - compiled
     per = np.zeros(p - 1, np.int64)
     count = 0
     for k in range(p):
-        if k % anchor == 0:
-            z[k] = x[p - 1 + k // anchor]
-        else:
-            dt = t[k] - t[k - 1]
-            for c in range(d):
-                z[k, c] = z[k - 1, c] + x[k - 1, c] * dt
+        _value_row(z, t, x, k, anchor)
         for c in range(d):
             alive[c] |= z[k, c] > 0.0
         if k > 0:
