@@ -458,7 +458,7 @@ def test_a_numba_compilation_is_announced_once(monkeypatch, caplog):
 
     from deepbasis.analysis import _spline_numba
 
-    monkeypatch.setattr(_spline_numba._CompileNotice, "said", False, raising=False)
+    monkeypatch.setattr(_spline_numba._CompileNotice, "said", False)
 
     @numba.njit
     def fresh(a):

@@ -15,6 +15,7 @@ ReLU leaves nonzero somewhere; only their columns are returned)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 import numba
@@ -34,12 +35,15 @@ def propagate_on_torch_threads(*args):
     every other product in deepbasis (OpenBLAS would otherwise start one thread per core even
     for these small products, doubling the CPU time on 2 cores for no gain in wall time)."""
     global _LOADED
-    if not _LOADED:  # the first call of the process compiles, or loads Numba's cache
-        with event.install_listener("numba:compile", _CompileNotice()):
-            result = propagate_on_torch_threads_(*args)
-        _LOADED = True
-        return result
-    return propagate_on_torch_threads_(*args)
+    threads = torch.get_num_threads()
+    with contextlib.ExitStack() as stack:
+        if not _LOADED:  # the first call of the process compiles, or loads Numba's cache
+            stack.enter_context(event.install_listener("numba:compile", _CompileNotice()))
+        if any(lib.num_threads != threads for lib in _BLAS.lib_controllers):
+            stack.enter_context(_BLAS.limit(limits=threads))
+        result = propagate(*args)
+    _LOADED = True
+    return result
 
 
 _LOADED = False
@@ -49,8 +53,10 @@ class _CompileNotice(event.Listener):
     """Says once, when Numba starts compiling (it does not when it loads its cache), why the
     first spline_of waits."""
 
+    said = False
+
     def on_start(self, ev) -> None:
-        if not getattr(_CompileNotice, "said", False):
+        if not _CompileNotice.said:
             _CompileNotice.said = True
             logging.getLogger(__name__).warning(
                 "deepbasis: compiling spline_of's propagation with Numba, once (about half a "
@@ -58,14 +64,6 @@ class _CompileNotice(event.Listener):
 
     def on_end(self, ev) -> None:
         pass
-
-
-def propagate_on_torch_threads_(*args):
-    threads = torch.get_num_threads()
-    if all(lib.num_threads == threads for lib in _BLAS.lib_controllers):
-        return propagate(*args)
-    with _BLAS.limit(limits=threads):
-        return propagate(*args)
 
 
 @numba.njit(cache=True, nogil=True)
