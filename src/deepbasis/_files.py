@@ -105,3 +105,44 @@ def _why(path: Path, error: OSError) -> str:
         elif error.errno in (13, 30, 1):
             reason += "; choose a writable location"
     return f"cannot write {str(path)!r}: {reason}"
+
+
+# --- names read from files, and files a command must not overwrite -------------------------
+
+
+def is_plain_name(name: object) -> bool:
+    """Whether ``name`` (read from a file the program did not write just now, e.g. a figure
+    or profile name in ``report.json``) is one plain file name: a non-empty string without a
+    folder separator, NUL or control character, and not ``.`` or ``..``. Only such a name
+    joined to a folder stays inside that folder."""
+    return (isinstance(name, str) and 0 < len(name) <= 255 and name not in (".", "..")
+            and not any(c in name for c in "/\\") and all(ord(c) >= 32 for c in name))
+
+
+def same_file(a: str | Path, b: str | Path) -> bool:
+    """Whether two paths name the same existing file (links and ``..`` resolved)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def file_kind(path: str | Path) -> str | None:
+    """What an existing file at ``path`` holds, when overwriting it would lose work deepbasis
+    cannot redo: ``"an SQLite database (a result store?)"``, ``"a safetensors file (a model?)"``,
+    or None (no file, or anything else)."""
+    path = Path(path)
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(4096)
+    except OSError:
+        return None
+    if head.startswith(_SQLITE_MAGIC):
+        return "an SQLite database (a result store)"
+    if len(head) > 8 and head[8:9] == b"{" and b'"__metadata__"' in head or \
+            path.suffix == ".safetensors" and len(head) > 8 and head[8:9] == b"{":
+        return "a safetensors file (a model)"
+    return None

@@ -142,13 +142,16 @@ def report(
                               help="Write one self-contained HTML page (figures embedded)."),
     out: Path = typer.Option(None, "--out", "-o",
                              help="File to write (default: DIR/index.md or DIR/index.html)."),
+    force: bool = typer.Option(False, "--force",
+                               help="Overwrite --out even if it is not an earlier report (a "
+                                    "result store or a run's own files are never replaced)."),
 ) -> None:
     """Build one report over every experiment in the folders: all claims first, then each one."""
     from ._files import UnwritableError
     from .runner.reporting import write_combined_report
 
     try:
-        path = write_combined_report(dirs, out, html=html)
+        path = write_combined_report(dirs, out, html=html, force=force)
     except (FileNotFoundError, ValueError) as error:
         _fail(str(error), 2)
     except UnwritableError as error:  # nothing is left behind; an existing report is intact

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
-from .._files import atomic_write
+from .._files import atomic_write, file_kind, is_plain_name, same_file
 from .spec import PROFILES, verdict
 from .store import STORE_FILENAME, ResultStore, StoreError, recovery_hint, utc_now
 
@@ -125,23 +125,34 @@ def load_report(folder: str | Path) -> ExperimentReport | None:
     try:
         if path.is_file():
             data = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(data, dict):
+                raise TypeError("not a JSON object")
+            for key in ("experiment", "title", "paper", "description", "markdown", "note"):
+                if key in data and not isinstance(data[key], str):
+                    raise TypeError(f"{key!r} must be a string, got {data[key]!r:.60}")
+            profile = data.get("profile")
+            if profile is not None and not is_plain_name(profile):
+                raise TypeError(f"'profile' must be a profile name, got {profile!r:.60}")
             # Reports written before smoke profiles existed: a quick run was never a judgement.
-            judged = bool(data.get("judged", data.get("profile") != "quick"))
+            judged = bool(data.get("judged", profile != "quick"))
             report = ExperimentReport(
-                folder, str(data["experiment"]), str(data.get("title", "")),
-                str(data.get("paper", "")), data.get("profile"),
-                str(data.get("description", "")), list(data.get("claims", [])),
-                str(data.get("markdown", "")), [str(f) for f in data.get("figures", [])],
-                judged, str(data.get("note", "")))
+                folder, data["experiment"], data.get("title", ""), data.get("paper", ""),
+                profile, data.get("description", ""), list(data.get("claims", [])),
+                data.get("markdown", ""), list(data.get("figures", [])), judged,
+                data.get("note", ""))
         elif (path := folder / "claims.json").is_file():
             claims = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(claims, list) or not all(isinstance(c, dict) for c in claims):
+                raise TypeError("claims must be a list of JSON objects")
             figures = sorted({str(c["figure"]) for c in claims if c.get("figure")})
             report = ExperimentReport(folder, folder.name, claims=list(claims), figures=figures)
         else:
             return None
         if not all(isinstance(c, dict) for c in report.claims):
             raise TypeError("claims must be JSON objects")
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+        if not all(isinstance(f, str) for f in report.figures):
+            raise TypeError("figures must be a list of file names")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as error:
         raise ReportFileError(
             f"{path} is damaged ({type(error).__name__}: {error}); rerun the same "
             "`deepbasis run` to write it again from the stored records") from None
@@ -577,19 +588,61 @@ def _is_external(target: str) -> bool:
 # -- writing ------------------------------------------------------------------------------------
 
 
+_RUN_FILES = ("report.md", "report.json", "claims.json", "records.jsonl", STORE_FILENAME)
+_REPORT_TITLES = ("# deepbasis reproduction report", "<!DOCTYPE html>")
+
+
+def check_report_target(path: Path, folders: Sequence[Path], *, force: bool = False) -> None:
+    """Refuse to write a combined report over a file it would destroy: a result store or a
+    model (never), a file ``deepbasis run`` wrote in an experiment folder (never), or any
+    other existing file that is not a report written by ``deepbasis report`` (unless
+    ``force``).
+
+    Raises:
+        ValueError: the message names the file, what it is, and the way out.
+    """
+    if path.is_dir():
+        raise ValueError(f"--out {str(path)!r} is a folder; give a file name such as "
+                         f"{str(path / 'index.md')!r}")
+    if not path.exists():
+        return
+    kind = file_kind(path)
+    for folder in folders:
+        for name in _RUN_FILES:
+            if same_file(path, folder / name):
+                kind = kind or f"the {name} that `deepbasis run` wrote in {folder}"
+    if kind is not None:
+        raise ValueError(f"refusing to write the report over {str(path)!r}: it is {kind}; "
+                         "choose another --out")
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(64).decode("utf-8", errors="replace")
+    except OSError:
+        head = ""
+    if not force and not head.startswith(_REPORT_TITLES):
+        raise ValueError(f"refusing to overwrite {str(path)!r}: it is not a report written by "
+                         "`deepbasis report`; choose another --out, or pass --force to "
+                         "replace it")
+
+
 def write_combined_report(dirs: Sequence[str | Path], out: str | Path | None = None, *,
-                          html: bool = False) -> Path:
+                          html: bool = False, force: bool = False) -> Path:
     """Write one report over every experiment in ``dirs``; returns the file written.
 
     Args:
         dirs: experiment folders, or folders holding one subfolder per experiment.
         out: the file to write; defaults to ``index.md`` (or ``index.html``) in ``dirs[0]``.
         html: write a self-contained HTML page instead of markdown.
+        force: overwrite an existing ``out`` that is not an earlier report (a store, a model
+            or a file ``deepbasis run`` wrote is refused even so: :func:`check_report_target`).
 
     Raises:
-        FileNotFoundError, ValueError: a folder is missing or holds no results.
+        FileNotFoundError, ValueError: a folder is missing or holds no results, or ``out``
+            is a file the report must not replace.
     """
     folders = experiment_folders(dirs)
+    path = Path(out) if out is not None else Path(dirs[0]) / ("index.html" if html else "index.md")
+    check_report_target(path, folders, force=force)
     reports = []
     for folder in folders:
         report = load_report(folder)
@@ -599,7 +652,6 @@ def write_combined_report(dirs: Sequence[str | Path], out: str | Path | None = N
                                       description="No report yet: the run has not completed "
                                                   "(see `deepbasis status`).")
         reports.append(report)
-    path = Path(out) if out is not None else Path(dirs[0]) / ("index.html" if html else "index.md")
     path.parent.mkdir(parents=True, exist_ok=True)
     text = combined_html(reports) if html else combined_markdown(reports, path)
     with atomic_write(path) as tmp:  # removed again if the write or the rename fails

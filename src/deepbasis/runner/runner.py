@@ -18,6 +18,11 @@ profile run there (``paper`` > ``default`` > ``quick``), and every other profile
 ``OUT/quick/report.md`` and leaves the default report alone; a default run after a quick one
 moves the quick report into ``OUT/quick/`` first. A ``quick`` run's claims are smoke checks,
 reported as "not judged" (:attr:`~.spec.Experiment.smoke_profiles`).
+
+**One experiment per folder.** Another experiment's report in ``OUT`` (its files have the same
+names) makes the run stop before writing anything, with a message naming both. Names read
+back from ``report.json`` (the profile) are used as folder names only when they are plain
+names, so nothing a run writes can land outside ``OUT``.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from .._files import atomic_write
+from .._files import atomic_write, is_plain_name
 from .executors import CellTask, ExecutorError, jsonable, make_executor
 from .registry import get_experiment
 from .spec import PROFILES, Cell, Claim, Experiment, Report, settings_key, verdict
@@ -159,7 +164,9 @@ def run_experiment(
     out = Path(out) if out is not None else Path("results") / experiment.id
     cells = plan_cells(experiment, params)
 
+    _check_one_experiment(out, experiment.id)  # before anything is written into ``out``
     with folder_lock(out), ResultStore.in_folder(out) as store:
+        _check_one_experiment(out, experiment.id)  # again, under the lock
         if fresh:
             store.delete_experiment(experiment.id)
         run_id = store.start_run(experiment.id, profile, params,
@@ -201,10 +208,12 @@ def report_folder(out: str | Path, profile: str) -> Path:
     ``out``) is first moved into ``out/<its profile>``, so no profile's report is lost.
     """
     out = Path(out)
-    try:
-        top = json.loads((out / "report.json").read_text()).get("profile")
-    except (OSError, ValueError, AttributeError):
-        top = None  # no report yet (or an unreadable one, which is rewritten)
+    top = _report_field(out, "profile")
+    if not is_plain_name(top):
+        # No report yet, an unreadable one (rewritten), or a profile that is not a plain name
+        # ("../V", "/tmp", a list): it names the folder the report would move to, so it
+        # must never lead outside ``out``.
+        top = None
     if top is None or top == profile:
         return out
     rank = {name: k for k, name in enumerate(PROFILES)}
@@ -216,6 +225,33 @@ def report_folder(out: str | Path, profile: str) -> Path:
         if path.is_file():
             path.replace(target / path.name)
     return out
+
+
+def _report_field(folder: Path, key: str) -> Any:
+    """``report.json[key]`` in ``folder``, or None when there is no readable report (a file
+    nested too deep for the parser, or not a JSON object, counts as unreadable)."""
+    try:
+        data = json.loads((folder / "report.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return None
+    return data.get(key) if isinstance(data, dict) else None
+
+
+def _check_one_experiment(out: Path, experiment: str) -> None:
+    """Refuse to run ``experiment`` into a folder holding another experiment's report: its
+    report, claims and records files have the same names and would be replaced. (The store
+    itself keys records by experiment and holds several safely.)"""
+    others = set()
+    for folder in (out, *(out / p for p in PROFILES)):
+        found = _report_field(folder, "experiment")
+        if isinstance(found, str) and found != experiment:
+            others.add(found)
+    if others:
+        listed = ", ".join(sorted(repr(o)[:80] for o in others))
+        raise StoreError(
+            f"{out} holds the results of {listed}; running {experiment} there would replace "
+            f"their report, claims and records files. Give each experiment its own folder: "
+            f"--out {out.parent / experiment}")
 
 
 def plan_cells(experiment: Experiment, params: Mapping[str, Any]) -> list[Cell]:

@@ -124,8 +124,14 @@ def folder_lock(folder: str | Path) -> Iterator[None]:
     path = folder / LOCK_FILENAME
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        # O_NOFOLLOW: a results.lock that is a symbolic link (planted, or left by a copy)
+        # must not make us truncate the file it points to.
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
     except OSError as error:
+        if path.is_symlink():
+            raise StoreError(
+                f"{path} is a symbolic link; deepbasis does not follow it (it would overwrite "
+                f"the file it points to). Remove the link and run the command again.") from None
         raise StoreError(
             f"cannot open the result store in {folder} for writing: cannot create {path.name} "
             f"({error.strerror or error}). Check that the folder exists, is writable and the "
