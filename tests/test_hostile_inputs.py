@@ -5,9 +5,11 @@ or a traceback."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import sqlite3
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -161,3 +163,206 @@ def test_second_experiment_in_one_folder_is_refused(tmp_path, fakes, monkeypatch
     assert "'fake.other'" in line
     with sqlite3.connect(out / STORE_FILENAME) as conn:
         assert conn.execute("SELECT count(DISTINCT experiment) FROM records").fetchone()[0] == 2
+
+
+# --- the estimator's files -----------------------------------------------------------------
+
+
+def write_csv(path: Path, text: str) -> Path:
+    path.write_bytes(text.encode())
+    return path
+
+
+def curve(n=30, bad=None, ids=None):
+    """``id,x,z,y`` rows; ``bad`` replaces z in row 7 (a typo in a float column)."""
+    lines = ["id,x,z,y"]
+    for i in range(n):
+        x, z = i / (n - 1), ((i * 7) % n) / n + 0.01
+        cell = bad if bad is not None and i == 7 else repr(z)
+        lines.append(f"{ids[i] if ids else i + 1000},{x!r},{cell},{float(np.sin(3 * x)) + z!r}")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory):
+    """A model of y from x and z (ids skipped), and its data file."""
+    folder = tmp_path_factory.mktemp("fitted")
+    data = write_csv(folder / "d.csv", curve())
+    done = invoke("fit", data, "-t", "y", "-o", folder / "m.safetensors", *FAST)
+    assert done.exit_code == 0, done.output
+    assert "skipped column 'id'" in done.output
+    return folder / "m.safetensors", data
+
+
+# --- 2. a column of numbers with one bad cell is named, never dropped -----------------------
+
+
+@pytest.mark.parametrize("bad", ["0.5o", '"1,234"', "0.5\x00", "n.a."])
+def test_one_bad_cell_names_the_column_instead_of_dropping_it(tmp_path, bad):
+    data = write_csv(tmp_path / "d.csv", curve(bad=bad))
+    before = tree(tmp_path)
+    line = one_line_error(invoke("fit", data, "-t", "y", *FAST))
+    assert "input column 'z'" in line and "row 8 (line 9 of d.csv)" in line
+    assert "the others are numbers" in line and "--na-values" in line
+    assert tree(tmp_path) == before
+
+
+def test_na_markers_and_skip_missing_fit_on_the_other_rows(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    data = write_csv(tmp_path / "d.csv", curve(bad="#N/A"))  # a spreadsheet's missing value
+    line = one_line_error(invoke("fit", data, "-t", "y", *FAST))
+    assert "input column 'z'" in line and "NaN or empty" in line and "--skip-missing" in line
+    done = invoke("fit", data, "-t", "y", "--skip-missing", *FAST)
+    assert done.exit_code == 0, done.output
+    assert "skipped 1 row(s) with a missing input or target" in done.output
+    assert "inputs (2): x, z" in done.output
+    data = write_csv(tmp_path / "e.csv", curve(bad="?"))
+    done = invoke("fit", data, "-t", "y", "--na-values", "?", "--skip-missing", *FAST)
+    assert done.exit_code == 0, done.output
+    assert "inputs (2): x, z" in done.output
+
+
+# --- 3. predict copies the other columns verbatim -------------------------------------------
+
+
+def test_predict_copies_every_input_column_byte_for_byte(tmp_path, fitted):
+    model, _ = fitted
+    big = 2**53 + 1
+    text = ("id,x,z,note\r\n"
+            f"00042,0.25,0.5,NA\r\n"
+            f"{big},0.5,0.25,\"a, quoted\nnote\"\r\n"
+            f"{big + 1},1e-1,0.125,\r\n")
+    data = write_csv(tmp_path / "in.csv", text)
+    done = invoke("predict", model, data, "-o", tmp_path / "out.csv")
+    assert done.exit_code == 0, done.output
+    out = (tmp_path / "out.csv").read_bytes().decode()
+    records = text.split("\r\n")[:-1]
+    assert out.startswith(records[0] + ",y_pred\r\n")
+    lines = out.split("\r\n")[:-1]
+    assert len(lines) == 4
+    for original, written in zip(records, lines, strict=True):
+        assert written.startswith(original + ",")  # the input's own bytes, then the prediction
+    # into NPZ: ids stay exact (int64 or text), never floats that collapse
+    done = invoke("predict", model, data, "-o", tmp_path / "out.npz")
+    assert done.exit_code == 0, done.output
+    with np.load(tmp_path / "out.npz") as archive:
+        assert list(archive["id"]) == ["00042", str(big), str(big + 1)]
+        assert list(archive["note"]) == ["NA", "a, quoted\nnote", ""]
+
+
+def test_predict_npz_keeps_integer_ids_exact(tmp_path, fitted):
+    model, _ = fitted
+    ids = np.array([2**53 + 1, 2**53 + 2, 7], dtype=np.int64)
+    np.savez(tmp_path / "in.npz", id=ids, x=np.array([0.1, 0.2, 0.3]), z=np.array([0.5, 0.5, 0.5]))
+    for out in ("out.npz", "out.csv"):
+        done = invoke("predict", model, tmp_path / "in.npz", "-o", tmp_path / out)
+        assert done.exit_code == 0, done.output
+    with np.load(tmp_path / "out.npz") as archive:
+        assert archive["id"].dtype == np.int64 and list(archive["id"]) == list(ids)
+    assert (tmp_path / "out.csv").read_text().splitlines()[1].startswith(f"{2**53 + 1},")
+
+
+def test_predict_out_onto_its_input_or_model_is_refused(tmp_path, fitted):
+    model, data = fitted
+    copy = tmp_path / "d.csv"
+    copy.write_bytes(data.read_bytes())
+    before = tree(tmp_path)
+    line = one_line_error(invoke("predict", model, copy, "-o", copy))
+    assert "is the input file" in line and "--force" in line
+    assert tree(tmp_path) == before
+    with sqlite3.connect(tmp_path / "store.csv") as conn:  # a store under a .csv name
+        conn.execute("CREATE TABLE t (a)")
+    before = tree(tmp_path)
+    line = one_line_error(invoke("predict", model, copy, "-o", tmp_path / "store.csv"))
+    assert "SQLite" in line
+    assert tree(tmp_path) == before
+    done = invoke("predict", model, copy, "-o", copy, "--force")
+    assert done.exit_code == 0, done.output
+    assert copy.read_text().splitlines()[0] == "id,x,z,y,y_pred"
+
+
+# --- 7. fit refuses a column named twice, before training -----------------------------------
+
+
+@pytest.mark.parametrize("args", [["-t", "y,y"], ["-t", "y", "--inputs", "x,x"],
+                                  ["-t", "y", "--inputs", "x, z,x"]])
+def test_a_column_named_twice_is_refused_before_fitting(tmp_path, args):
+    data = write_csv(tmp_path / "d.csv", curve())
+    before = tree(tmp_path)
+    line = one_line_error(invoke("fit", data, *args, *FAST))
+    assert "name each column once" in line
+    assert tree(tmp_path) == before
+
+
+# --- 8. one-line errors ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("target", ["", " , "])
+def test_empty_target_is_one_line(tmp_path, target):
+    data = write_csv(tmp_path / "d.csv", curve())
+    line = one_line_error(invoke("fit", data, "-t", target, *FAST))
+    assert "names no column" in line
+
+
+def test_unusable_device_is_refused_before_reading(tmp_path, monkeypatch):
+    import torch
+
+    data = write_csv(tmp_path / "d.csv", curve())
+    if not torch.cuda.is_available():
+        line = one_line_error(invoke("fit", data, "-t", "y", "--device", "cuda", *FAST))
+        assert "--device 'cuda' cannot be used" in line and "--device cpu" in line
+    for device in ("meta", "nonsense"):
+        line = one_line_error(invoke("fit", data, "-t", "y", "--device", device, *FAST))
+        assert f"--device {device!r}" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.csv"]
+
+
+def test_plot_format_is_checked_before_the_fit(tmp_path, monkeypatch):
+    from deepbasis.estimator import regressor
+
+    def no_fit(*args, **kwargs):
+        raise AssertionError("fitted before the plot name was checked")
+
+    monkeypatch.setattr(regressor.BasisRegressor, "fit", no_fit)
+    data = write_csv(tmp_path / "d.csv", curve())
+    line = one_line_error(invoke("fit", data, "-t", "y", "--plot", tmp_path / "x.txt", *FAST))
+    assert "'.txt'" in line and ".png" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.csv"]
+
+
+def _npz_member(path: Path, key: str) -> tuple[int, int]:
+    """(offset of the member's data in the file, its size) for an uncompressed NPZ."""
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo(key + ".npy")
+    with path.open("rb") as handle:
+        handle.seek(info.header_offset + 26)
+        name_len, extra_len = np.frombuffer(handle.read(4), dtype="<u2")
+    return info.header_offset + 30 + int(name_len) + int(extra_len), info.file_size
+
+
+def test_damaged_npz_is_one_line(tmp_path):
+    path = tmp_path / "d.npz"
+    np.savez(path, x=np.linspace(0, 1, 20), y=np.linspace(0, 1, 20) ** 2)
+    good = path.read_bytes()
+    start, size = _npz_member(path, "y")
+    flipped = bytearray(good)
+    flipped[start + size - 3] ^= 0xFF  # a bit of y's data: the CRC no longer matches
+    path.write_bytes(bytes(flipped))
+    line = one_line_error(invoke("fit", path, "-t", "y", *FAST))
+    assert "d.npz" in line and "CRC" in line
+    # y declares 10**12 values and holds 20 (a well-formed zip: only the shape lies)
+    fields = np.lib.format.header_data_from_array_1_0(np.zeros(20))
+    fields["shape"] = (10**12,)
+    buffer = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buffer, fields)
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("x.npy", _npy(np.linspace(0, 1, 20)))
+        archive.writestr("y.npy", buffer.getvalue() + np.zeros(20).tobytes())
+    line = one_line_error(invoke("fit", path, "-t", "y", *FAST))
+    assert "d.npz" in line and "(1000000000000,)" in line
+
+
+def _npy(array) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()

@@ -54,17 +54,26 @@ def fit_command(
                                 help="CPU threads for PyTorch [auto: 1 while rows × parameters "
                                      "< 1e9, where more do not help; else PyTorch's default]."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    skip_missing: bool = typer.Option(False, "--skip-missing",
+                                      help="Leave out rows with a missing input or target "
+                                           "[default: refuse the file]."),
+    na_values: str = typer.Option(None, "--na-values", metavar="TEXTS",
+                                  help="More cell texts meaning 'missing', comma separated "
+                                       "(besides empty, NA, NaN, null, #N/A, ...)."),
 ) -> None:
     """Fit a BasisRegressor to DATA; print train / validation error, write the model and a plot.
 
     Example: deepbasis fit runs.csv --target drag --inputs speed,angle
     """
+    import dataclasses
+
     import numpy as np
 
-    from .._files import UnwritableError, check_writable
+    from .._files import UnwritableError, check_writable, file_kind, same_file
     from .data import DataError, read_table
     from .regressor import BasisRegressor
 
+    _check_device(device)
     if width != "auto":
         if not width.isdigit() or int(width) < 1:
             raise typer.BadParameter(f"{width!r} is neither auto nor a positive integer",
@@ -76,6 +85,14 @@ def fit_command(
         out = out.with_name(out.name + ".safetensors")
     plot = Path(plot) if plot is not None else out.with_name(
         out.name.removesuffix(".safetensors").removesuffix(".model") + ".fit.png")
+    _check_plot_format(plot)
+    for path, what in ((out, "--out"), (plot, "--plot")):
+        if same_file(path, data):
+            _fail(f"{what} {str(path)!r} is the data file; write it elsewhere")
+        kind = file_kind(path)
+        if kind is not None and (path is plot or "SQLite" in kind):
+            _fail(f"refusing to overwrite {str(path)!r} with the {what[2:]}: it is {kind}; "
+                  f"choose another {what}")
     try:
         for path in (out, plot):
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -83,9 +100,18 @@ def fit_command(
     except OSError as error:
         _fail(str(error), 1)
     try:
-        table = read_table(data, target, inputs, min_rows=1, skip_identifiers=True)
+        table = read_table(data, target, inputs, min_rows=1, skip_identifiers=True,
+                           allow_missing=skip_missing, na_values=na_values or ())
     except (DataError, FileNotFoundError) as error:
         _fail(str(error))
+    kept = np.arange(len(table.inputs))  # file rows used (all, unless --skip-missing)
+    if table.missing is not None and table.missing.any():
+        kept = np.flatnonzero(~table.missing)
+        first = table.columns.where(int(np.flatnonzero(table.missing)[0]))
+        typer.echo(f"skipped {len(table.inputs) - len(kept)} row(s) with a missing input or "
+                   f"target (--skip-missing); the first is {first}")
+        table = dataclasses.replace(table, inputs=table.inputs[kept], targets=table.targets[kept],
+                                    missing=None)
     n = len(table.inputs)
     # One minimum, the estimator's: 3 training rows when several candidates compete on
     # held-out rows of their own (2 for one candidate), plus 1 for --validation.
@@ -144,7 +170,7 @@ def fit_command(
             input_names=table.input_names,
             target_names=table.target_names,
             data=str(data),
-            validation_rows=[int(i) for i in val],
+            validation_rows=[int(kept[i]) for i in val],
             errors=errors,
         )
     except UnwritableError as error:  # e.g. the disk filled up during the fit
@@ -170,23 +196,35 @@ def predict_command(
     skip_missing: bool = typer.Option(False, "--skip-missing",
                                       help="Rows with a missing input get an empty prediction "
                                            "[default: refuse the file]."),
+    na_values: str = typer.Option(None, "--na-values", metavar="TEXTS",
+                                  help="More cell texts meaning 'missing', comma separated "
+                                       "(besides empty, NA, NaN, null, #N/A, ...)."),
+    force: bool = typer.Option(False, "--force",
+                               help="Allow --out to be DATA itself (replaced by DATA plus the "
+                                    "prediction columns)."),
 ) -> None:
     """Predict with MODEL on the inputs in DATA and write them to --out.
 
-    The output holds every column of DATA, in order, then one column per target named by
-    --column (drag → drag_pred), so the predictions join back to the rows. When DATA also has
-    the target column(s), the error of the predictions is printed.
+    The output holds every column of DATA, in order and exactly as written in DATA, then one
+    column per target named by --column (drag → drag_pred), so the predictions join back to
+    the rows. When DATA also has the target column(s), the error of the predictions is printed.
     """
     import numpy as np
 
-    from .._files import UnwritableError, check_writable
-    from .data import FORMATS, DataError, read_columns, read_table, write_table
+    from .._files import UnwritableError, check_writable, file_kind, same_file
+    from .data import FORMATS, DataError, read_columns, read_table, write_with_columns
     from .io import ModelFileError
     from .regressor import load_model
 
     if FORMATS.get(out.suffix.lower()) is None:
         _fail(f"cannot write {out.name!r}: unknown extension {out.suffix!r}; use one of "
               f"{', '.join(sorted(FORMATS))}")
+    if same_file(out, model) or (file_kind(out) is not None and not same_file(out, data)):
+        _fail(f"refusing to write the predictions over {str(out)!r}: it is "
+              f"{file_kind(out) or 'the model file'}; choose another --out")
+    if same_file(out, data) and not force:
+        _fail(f"--out {str(out)!r} is the input file; write the predictions to another file "
+              "(or pass --force to replace it by its columns plus the predictions)")
     try:
         check_writable(out)  # before any work; an existing file stays as it is
     except OSError as error:
@@ -205,15 +243,23 @@ def predict_command(
     try:
         if input_columns is None:  # saved from Python: feature names, or every column in order
             names = getattr(estimator, "feature_names_in_", None)
-            input_columns = list(names) if names is not None else read_columns(data).names
+            input_columns = list(names) if names is not None else read_columns(
+                data, na_values or ()).names
             if names is None and len(input_columns) != estimator.n_features_in_:
                 raise DataError(
                     f"{model.name} does not name its input columns and {data.name} has "
                     f"{len(input_columns)} column(s), not the {estimator.n_features_in_} the "
                     "model expects; keep only the inputs, in training order, or save the model "
                     "with save(path, input_columns=[...])")
+            if names is None:
+                shown = ", ".join(repr(c) for c in input_columns[:6])
+                _warn(f"{model.name} was fitted on an array and does not name its inputs, so "
+                      f"the {len(input_columns)} column(s) of {data.name} are taken by "
+                      f"position ({shown}{', ...' if len(input_columns) > 6 else ''}); check "
+                      "that they are in training order")
         table = read_table(data, target=None, inputs=input_columns, min_rows=1,
-                           allow_missing=skip_missing, purpose="prediction")
+                           allow_missing=skip_missing, purpose="prediction",
+                           na_values=na_values or ())
         if table.inputs.shape[1] != estimator.n_features_in_:
             raise DataError(f"{data.name} gives {table.inputs.shape[1]} input columns, the model "
                             f"expects {estimator.n_features_in_} ({', '.join(input_columns)})")
@@ -231,11 +277,11 @@ def predict_command(
     usable = ~table.missing if table.missing is not None else np.ones(n, dtype=bool)
     prediction = np.full((n, len(target_names)), np.nan)  # (N, m); NaN: written empty
     if usable.any():
+        _warn_outside_box(estimator, table, usable)
         prediction[usable] = estimator.predict(table.inputs[usable]).reshape(int(usable.sum()), -1)
-    for j, name in enumerate(names):
-        columns[name] = prediction[:, j]
     try:
-        write_table(out, columns)
+        write_with_columns(out, table.columns, {name: prediction[:, j]
+                                                for j, name in enumerate(names)})
     except DataError as error:
         _fail(str(error))
     except UnwritableError as error:  # written beside --out and renamed: the old file is intact
@@ -260,6 +306,64 @@ def predict_command(
 def _fail(message: str, code: int = 2):
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code)
+
+
+def _warn(message: str) -> None:
+    typer.echo(f"warning: {message}", err=True)
+
+
+#: How far outside the training box an input may be, as a fraction of the box's width in that
+#: coordinate, before ``predict`` warns: a little beyond the data is ordinary, far beyond is
+#: extrapolation, where a piecewise-linear network just continues its last pieces.
+BOX_MARGIN = 0.1
+
+
+def _warn_outside_box(estimator, table, rows) -> None:
+    """One warning when inputs lie outside the training box by more than :data:`BOX_MARGIN`
+    of its width: how many rows, and the farthest (row, column, value, how far)."""
+    import numpy as np
+
+    lower, upper = np.asarray(estimator.x_lower_), np.asarray(estimator.x_upper_)  # (d,)
+    span = np.where(upper > lower, upper - lower, 1.0)
+    x = table.inputs  # (N, d)
+    beyond = np.maximum(lower - x, x - upper).clip(min=0) / span  # (N, d), in box widths
+    beyond[~rows] = 0.0
+    far = (beyond > BOX_MARGIN).any(axis=1)
+    if not far.any():
+        return
+    row, col = np.unravel_index(int(np.argmax(beyond)), beyond.shape)
+    name = table.input_names[col]
+    _warn(f"{int(far.sum())} of {int(rows.sum())} row(s) have inputs outside the training box "
+          f"by more than {BOX_MARGIN:.0%} of its width, where the model extrapolates; the "
+          f"farthest: {name}={x[row, col]:.6g} at {table.columns.where(int(row))} is "
+          f"{beyond[row, col]:.3g} box widths outside [{lower[col]:.6g}, {upper[col]:.6g}]")
+
+
+def _check_device(device: str) -> None:
+    """Refuse a device this torch cannot use, before reading anything."""
+    import torch
+
+    try:
+        kind = torch.device(device).type
+        if kind not in ("cpu", "cuda", "mps", "xpu"):
+            raise ValueError("not a device that computes")
+        torch.empty(1, device=device)
+    except (RuntimeError, AssertionError, TypeError, ValueError) as error:
+        reason = (str(error).strip().splitlines() or ["unknown"])[0]
+        hint = (" (this PyTorch has no CUDA, or sees no GPU)"
+                if str(device).startswith("cuda") else "")
+        _fail(f"--device {device!r} cannot be used{hint}: {reason}. Use --device cpu")
+
+
+def _check_plot_format(path: Path) -> None:
+    """Refuse a --plot name whose extension matplotlib cannot write, before the fit."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    formats = FigureCanvasBase.get_supported_filetypes()
+    suffix = path.suffix.lower().removeprefix(".")
+    if suffix and suffix not in formats:
+        _fail(f"--plot {str(path)!r}: matplotlib cannot write {path.suffix!r} files; use one "
+              f"of {', '.join('.' + k for k in sorted(formats))} (e.g. {path.stem}.png)")
 
 
 def _errors(estimator, table, rows) -> dict[str, list[float]]:
@@ -389,4 +493,4 @@ def _plot_fit(estimator, table, train, val, path: Path) -> None:
 
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(path) as tmp:
-        figure.savefig(tmp, dpi=130, format=path.suffix.removeprefix(".") or "png")
+        figure.savefig(tmp, dpi=130, format=path.suffix.lower().removeprefix(".") or "png")

@@ -27,6 +27,7 @@ from __future__ import annotations
 import collections
 import csv
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +37,10 @@ import numpy as np
 from .._files import atomic_write
 
 FORMATS = {".csv": "csv", ".tsv": "csv", ".parquet": "parquet", ".pq": "parquet", ".npz": "npz"}
-_MISSING = {"", "na", "n/a", "nan", "null", "none"}
+# Cells read as missing (NaN), compared in lower case: pandas' default markers, which cover
+# what spreadsheets write (#N/A) and what R writes (NA).
+_MISSING = {"", "na", "n/a", "nan", "null", "none", "#n/a", "#n/a n/a", "#na", "<na>", "-nan",
+            "-na", "1.#ind", "-1.#ind", "1.#qnan", "-1.#qnan"}
 
 
 class DataError(ValueError):
@@ -57,6 +61,12 @@ class Columns:
     groups: dict[str, list[str]] = field(default_factory=dict)
     lines: list[int] | None = None
     delimiter: str | None = None  # the CSV separator used (sniffed for .csv files)
+    # The file's own values, for copying columns through unchanged (``predict``): for CSV the
+    # text of every cell as written ("00042" stays "00042"), for NPZ and Parquet the arrays in
+    # their stored dtype (int64 stays int64). ``records`` is the text of the CSV header and of
+    # each data row, line ending included, as they are in the file.
+    original: dict[str, np.ndarray] = field(default_factory=dict)
+    records: list[str] | None = None
 
     @property
     def names(self) -> list[str]:
@@ -104,8 +114,11 @@ class Table:
     columns: Columns | None = None  # every column of the file, as read
 
 
-def read_columns(path: str | Path) -> Columns:
+def read_columns(path: str | Path, na_values: Sequence[str] | str = ()) -> Columns:
     """Read every column of a CSV, Parquet or NPZ file (no validation beyond the format).
+
+    ``na_values``: more CSV cell texts to read as missing (NaN), besides the usual markers
+    (empty, ``NA``, ``NaN``, ``null``, ``#N/A``, ...); a list, or one comma-separated string.
 
     Raises:
         FileNotFoundError: no such file.
@@ -121,7 +134,10 @@ def read_columns(path: str | Path) -> Columns:
             f"cannot read {path.name!r}: unknown extension {path.suffix!r}; use one of "
             f"{', '.join(sorted(FORMATS))}"
         )
-    columns = {"csv": _read_csv, "parquet": _read_parquet, "npz": _read_npz}[kind](path)
+    if kind == "csv":
+        columns = _read_csv(path, {v.strip().lower() for v in _split(na_values)} | _MISSING)
+    else:
+        columns = {"parquet": _read_parquet, "npz": _read_npz}[kind](path)
     if not columns.values:
         raise DataError(f"{path.name} has no columns")
     return columns
@@ -136,6 +152,7 @@ def read_table(
     skip_identifiers: bool = False,
     allow_missing: bool = False,
     purpose: str = "fitting",
+    na_values: Sequence[str] | str = (),
 ) -> Table:
     """Read inputs (and targets) for fitting or prediction, checking every value used.
 
@@ -149,26 +166,34 @@ def read_table(
         skip_identifiers: when ``inputs`` is not given, leave out the columns that look like
             row identifiers (:func:`identifier_columns`), as long as another input remains;
             they are listed in ``Table.skipped``.
-        allow_missing: accept missing (NaN or empty) input values; ``Table.missing`` marks
-            those rows (for predictions that skip them). Infinite values are still refused.
+        allow_missing: accept missing (NaN or empty) input and target values;
+            ``Table.missing`` marks those rows (for predictions or fits that skip them).
+            Infinite values are still refused.
         purpose: what the rows are for, in the too-few-rows message.
+        na_values: more CSV cell texts that mean "missing" (:func:`read_columns`).
 
     Returns:
         A :class:`Table` with float64 ``inputs`` ``(N, d)`` and ``targets`` ``(N, m)``.
 
     Raises:
-        DataError: a missing column (the message lists the available ones), a non-numeric
-            column, a NaN/inf/empty value (the message names its row and column), no input
-            columns, or fewer than ``min_rows`` rows.
+        DataError: a missing column (the message lists the available ones), a column named
+            twice, a non-numeric column (a column of numbers with a few other cells names the
+            first of them), a NaN/inf/empty value (the message names its row and column), no
+            input or no target columns, or fewer than ``min_rows`` rows.
 
     Examples:
         >>> table = read_table("runs.csv", target="drag", inputs="speed,angle")  # doctest: +SKIP
         >>> table.inputs.shape, table.target_names  # doctest: +SKIP
         ((500, 2), ['drag'])
     """
-    columns = read_columns(path)
+    columns = read_columns(path, na_values)
     target_sel = _split(target) if target is not None else []
+    if target is not None and not target_sel:
+        raise DataError(f"the target {target!r} names no column; give the target column(s), "
+                        f"e.g. --target y (the columns are {_listing(columns)})")
+    _check_unique(target_sel, "target")
     target_names = columns.resolve(target_sel, "target")
+    _check_unique(target_names, "target")
     skipped: list[str] = []
     if inputs is None or _split(inputs) == []:
         targets = set(target_names)  # a set: the check is linear in the columns
@@ -181,7 +206,9 @@ def read_table(
         input_sel = _collapse_groups(columns, input_names)
     else:
         input_sel = _split(inputs)
+        _check_unique(input_sel, "input")
         input_names = columns.resolve(input_sel, "input")
+        _check_unique(input_names, "input")
     overlap = sorted(set(input_names) & set(target_names))
     if overlap:
         raise DataError(f"column(s) {overlap} are both inputs and targets; pick each once")
@@ -196,8 +223,13 @@ def read_table(
             f"{columns.path.name} has {n} data row(s); {purpose} needs at least {min_rows}"
         )
     x = _numeric_matrix(columns, input_names, "input", allow_nan=allow_missing)
-    y = _numeric_matrix(columns, target_names, "target") if target_names else None
-    missing = np.isnan(x).any(axis=1) if allow_missing else None
+    y = (_numeric_matrix(columns, target_names, "target", allow_nan=allow_missing)
+         if target_names else None)
+    missing = None
+    if allow_missing:
+        missing = np.isnan(x).any(axis=1)
+        if y is not None:
+            missing |= np.isnan(y).any(axis=1)
     return Table(x, y, input_names, target_names, input_sel, columns.path, skipped, missing,
                  columns)
 
@@ -205,6 +237,10 @@ def read_table(
 def identifier_columns(columns: Columns, names: Sequence[str] | None = None) -> list[str]:
     """The columns among ``names`` (default: all) that look like row identifiers: a different
     value in every row (at least 3 rows), all integers or all non-numeric strings.
+
+    A column of numbers with a few cells that are not (``0.5o``, ``"1,234"``) is *not* an
+    identifier, whatever its values: it is a measurement with a typo, and reading it as an
+    input makes :func:`read_table` name the bad cells instead of dropping the column.
 
     Such a column (``id``, ``run_id``, a sample name) numbers the rows rather than measuring
     anything, so a fit that takes it as an input learns the row order.
@@ -223,7 +259,7 @@ def identifier_columns(columns: Columns, names: Sequence[str] | None = None) -> 
             continue
         if values.dtype == object:
             cells = [str(v).strip() for v in values]
-            if len(set(cells)) == len(cells):
+            if len(set(cells)) == len(cells) and not any(_is_number(c) for c in cells):
                 found.append(name)
         elif np.isfinite(values).all() and np.all(values == np.round(values)) \
                 and len(np.unique(values)) == len(values):
@@ -270,11 +306,76 @@ def write_table(path: str | Path, columns: dict[str, np.ndarray]) -> Path:
     return path
 
 
+def write_with_columns(path: str | Path, source: Columns,
+                       added: dict[str, np.ndarray]) -> Path:
+    """Write every column of ``source`` exactly as it is in its file, then the ``added``
+    columns (``predict``: the inputs, then the predictions), to ``path``.
+
+    Nothing is re-formatted: a CSV written to the same kind of file keeps each row's own text
+    byte for byte (quotes, ``00042``, ``NA``, ``2**53 + 1``, line endings) with the new cells
+    appended; into another format, a CSV column becomes integers or floats only when every
+    cell reads back as the same text, and stays text otherwise; NPZ and Parquet columns keep
+    their dtype. Written atomically, as :func:`write_table`.
+    """
+    path = Path(path)
+    kind = FORMATS.get(path.suffix.lower())
+    if source.records is not None and kind == "csv" and \
+            path.suffix.lower() == source.path.suffix.lower():
+        return _append_csv_columns(path, source, added)
+    target = "csv" if kind == "csv" else "typed"
+    columns = {name: _verbatim(source.original.get(name, source.values[name]), target)
+               for name in source.names}
+    return write_table(path, {**columns, **added})
+
+
+def _append_csv_columns(path: Path, source: Columns, added: dict[str, np.ndarray]) -> Path:
+    names = list(added)
+    data = [np.asarray(added[name]) for name in names]
+    delimiter = source.delimiter or ","
+    rows = [names, *zip(*data, strict=True)]
+    with atomic_write(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, delimiter=delimiter, lineterminator="")
+        for record, extra in zip(source.records, rows, strict=True):
+            body = record.rstrip("\r\n")
+            handle.write(body + delimiter)
+            texts = [_cell_text(v) for v in extra]
+            if any(texts):
+                writer.writerow(texts)
+            else:  # csv would write a lone empty cell as "" (to mark the row)
+                handle.write(delimiter * (len(texts) - 1))
+            handle.write(record[len(body):] or "\n")
+    return path
+
+
+def _verbatim(values: np.ndarray, target: str) -> np.ndarray:
+    """A column as read from its file, for a ``target`` of "csv" (text as it is) or "typed"
+    (NPZ, Parquet: CSV text becomes int64 or float64 only when nothing changes)."""
+    values = np.asarray(values)
+    if values.dtype != object or target == "csv":
+        return values
+    if not all(isinstance(v, str) for v in values):
+        return values
+    cells = [v.strip() for v in values]
+    if cells and all(re.fullmatch(r"-?(0|[1-9][0-9]*)", c) for c in cells) and \
+            all(-(2**63) <= int(c) < 2**63 for c in cells):
+        return np.asarray([int(c) for c in cells], dtype=np.int64)
+    try:
+        numbers = np.asarray([float(c) for c in cells], dtype=np.float64)
+    except ValueError:
+        return values
+    exact = all(not re.fullmatch(r"[+-]?0[0-9]+|[+-]?[0-9]{17,}", c) for c in cells)
+    return numbers if cells and exact and np.isfinite(numbers).all() else values
+
+
 def _cell_text(value) -> str:
     """A CSV cell: numbers exactly (integers without ".0", others by repr, which round-trips),
     NaN as an empty cell (what the reader reads as missing), text as it is."""
     if isinstance(value, str):
         return value
+    if value is None:
+        return ""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
+        return str(int(value))  # exactly: 2**53 + 1 is not a float
     number = float(value)
     if math.isnan(number):
         return ""
@@ -290,20 +391,30 @@ def _plain(values) -> np.ndarray:
 # --- readers ---------------------------------------------------------------------------------
 
 
-def _read_csv(path: Path) -> Columns:
+def _read_csv(path: Path, missing: set[str] = _MISSING) -> Columns:
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
             delimiter = _sniff_delimiter(path, handle)
-            lines = list(enumerate(csv.reader(handle, delimiter=delimiter), start=1))
+            physical = list(handle)  # the file's lines, endings kept (a record may span several)
     except UnicodeDecodeError as error:
         raise DataError(f"{path.name} is not a UTF-8 text file ({error.reason}); is it really "
                         "a CSV file?") from None
-    except csv.Error as error:
-        raise DataError(f"{path.name} is not valid CSV: {error}") from None
-    lines = [(number, row) for number, row in lines if any(cell.strip() for cell in row)]
+    reader = csv.reader(physical, delimiter=delimiter)
+    lines = []  # (first line of the record, its fields, its text as in the file)
+    start = 0
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as error:
+            raise DataError(f"{path.name} is not valid CSV: line {start + 1}: {error}") from None
+        lines.append((start + 1, row, "".join(physical[start:reader.line_num])))
+        start = reader.line_num
+    lines = [record for record in lines if any(cell.strip() for cell in record[1])]
     if not lines:
         raise DataError(f"{path.name} is empty; a CSV file needs a header line of column names")
-    _, header = lines[0]
+    _, header, _ = lines[0]
     header = [name.strip() for name in header]
     for index, name in enumerate(header):
         if not name:
@@ -314,17 +425,21 @@ def _read_csv(path: Path) -> Columns:
         raise DataError(f"{path.name} has duplicate column names {duplicates}")
     cells: list[list[str]] = [[] for _ in header]
     numbers = []
-    for number, row in lines[1:]:
+    for number, row, _ in lines[1:]:
         if len(row) != len(header):
             raise DataError(
                 f"line {number} of {path.name} has {len(row)} field(s) but the header has "
                 f"{len(header)}"
             )
         for column, cell in zip(cells, row, strict=True):
-            column.append(cell.strip())
+            column.append(cell)
         numbers.append(number)
-    values = {name: _parse_cells(column) for name, column in zip(header, cells, strict=True)}
-    return Columns(path, values, lines=numbers, delimiter=delimiter)
+    values = {name: _parse_cells([c.strip() for c in column], missing)
+              for name, column in zip(header, cells, strict=True)}
+    original = {name: np.asarray(column, dtype=object)
+                for name, column in zip(header, cells, strict=True)}
+    return Columns(path, values, lines=numbers, delimiter=delimiter, original=original,
+                   records=[text for _, _, text in lines])
 
 
 def _sniff_delimiter(path: Path, handle) -> str:
@@ -341,14 +456,14 @@ def _sniff_delimiter(path: Path, handle) -> str:
     return best if counts[best] else ","
 
 
-def _parse_cells(cells: list[str]) -> np.ndarray:
+def _parse_cells(cells: list[str], missing: set[str] = _MISSING) -> np.ndarray:
     """float64 if every cell is a number or a missing marker (→ NaN), else the strings."""
     out = np.empty(len(cells), dtype=np.float64)
     for i, cell in enumerate(cells):
         try:
             out[i] = float(cell)
         except ValueError:
-            if cell.lower() in _MISSING:
+            if cell.lower() in missing:
                 out[i] = math.nan
             else:
                 return np.asarray(cells, dtype=object)
@@ -356,39 +471,83 @@ def _parse_cells(cells: list[str]) -> np.ndarray:
 
 
 def _read_npz(path: Path) -> Columns:
-    try:
-        archive = np.load(path, allow_pickle=False)
-    except Exception as error:  # zipfile.BadZipFile, OSError, ValueError: all "not an NPZ"
-        raise DataError(f"cannot read {path.name} as an NPZ file: {error}") from None
     values: dict[str, np.ndarray] = {}
+    original: dict[str, np.ndarray] = {}
     groups: dict[str, list[str]] = {}
-    with archive:
-        for key in archive.files:
-            try:
-                array = archive[key]
-            except ValueError as error:  # object arrays need pickle, which we refuse
-                raise DataError(f"array {key!r} in {path.name} cannot be read safely ({error}); "
-                                "save plain numeric arrays") from None
-            if array.ndim == 0 or array.ndim > 2:
-                raise DataError(
-                    f"array {key!r} in {path.name} has shape {array.shape}; use 1-D arrays "
-                    "(one column each) or 2-D arrays (N, k) (k columns)"
-                )
-            numeric = np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_
-            if numeric and np.issubdtype(array.dtype, np.complexfloating):
-                numeric = False
-            array = array.astype(np.float64) if numeric else array.astype(object)
-            if array.ndim == 1:
-                values[key] = array
-            else:
-                names = [f"{key}[{j}]" for j in range(array.shape[1])]
-                groups[key] = names
-                for j, name in enumerate(names):
-                    values[name] = array[:, j]
+    for key, array in _npz_arrays(path):
+        if array.ndim == 0 or array.ndim > 2:
+            raise DataError(
+                f"array {key!r} in {path.name} has shape {array.shape}; use 1-D arrays "
+                "(one column each) or 2-D arrays (N, k) (k columns)"
+            )
+        numeric = np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_
+        if numeric and np.issubdtype(array.dtype, np.complexfloating):
+            numeric = False
+        parsed = array.astype(np.float64) if numeric else array.astype(object)
+        if array.ndim == 1:
+            values[key], original[key] = parsed, array
+        else:
+            names = [f"{key}[{j}]" for j in range(array.shape[1])]
+            groups[key] = names
+            for j, name in enumerate(names):
+                values[name], original[name] = parsed[:, j], array[:, j]
     lengths = {name: len(v) for name, v in values.items()}
     if len(set(lengths.values())) > 1:
         raise DataError(f"the arrays in {path.name} have different numbers of rows: {lengths}")
-    return Columns(path, values, groups)
+    return Columns(path, values, groups, original=original)
+
+
+def _npz_arrays(path: Path):
+    """``(key, array)`` of every array of an NPZ file, read without pickle.
+
+    Each array's header is read first and the bytes it declares compared with the bytes
+    stored, before anything is allocated: a damaged or edited file (a shape of 10**12, a
+    truncated member, a bad CRC) is a :class:`DataError`, not a memory error or a traceback.
+    """
+    import zipfile
+
+    def damaged(why):
+        return DataError(f"cannot read {path.name} as an NPZ file: {why}. Is it really a "
+                         "file written by numpy.savez? Save it again from its source.")
+
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError, ValueError) as error:
+        raise damaged(error) from None
+    arrays = []
+    with archive:
+        members = [info for info in archive.infolist() if not info.is_dir()]
+        for info in members:  # every header first: nothing is read if one is wrong
+            key = info.filename.removesuffix(".npy")
+            try:
+                with archive.open(info) as member:
+                    version = np.lib.format.read_magic(member)
+                    if version == (1, 0):
+                        shape, _, dtype = np.lib.format.read_array_header_1_0(member)
+                    elif version == (2, 0):
+                        shape, _, dtype = np.lib.format.read_array_header_2_0(member)
+                    else:
+                        raise ValueError(f"NPY format version {version} is not supported")
+                    header = member.tell()
+            except Exception as error:  # not an .npy member, a malformed header: all "damaged"
+                raise damaged(f"member {info.filename!r}: {error}") from None
+            if dtype.hasobject:
+                raise DataError(f"array {key!r} in {path.name} cannot be read safely: it "
+                                "holds Python objects, which only pickle could read (refused); "
+                                "save plain numeric or string arrays")
+            declared = math.prod(shape) * dtype.itemsize
+            if info.file_size != header + declared:
+                raise damaged(f"array {key!r} declares shape {shape} of {dtype} "
+                              f"({declared:,} bytes) but the file holds "
+                              f"{max(info.file_size - header, 0):,} bytes of it")
+        for info in members:
+            key = info.filename.removesuffix(".npy")
+            try:
+                with archive.open(info) as member:
+                    arrays.append((key, np.lib.format.read_array(member, allow_pickle=False)))
+            except Exception as error:  # zipfile.BadZipFile (bad CRC), EOFError, OSError
+                raise damaged(f"array {key!r}: {error}") from None
+    return arrays
 
 
 def _pyarrow():
@@ -409,7 +568,7 @@ def _read_parquet(path: Path) -> Columns:
         table = pq.read_table(path)
     except (pa.ArrowException, OSError) as error:
         raise DataError(f"cannot read {path.name} as a Parquet file: {error}") from None
-    values = {}
+    values, original = {}, {}
     for name in table.column_names:
         column = table.column(name)
         kind = column.type
@@ -419,7 +578,12 @@ def _read_parquet(path: Path) -> Columns:
             values[name] = np.asarray(array, dtype=np.float64)
         else:
             values[name] = np.asarray(column.to_pylist(), dtype=object)
-    return Columns(path, values)
+        if column.null_count == 0 and not pa.types.is_floating(kind) and (
+                pa.types.is_integer(kind) or pa.types.is_boolean(kind)):
+            original[name] = column.to_numpy()  # int64 ids stay exact
+        else:
+            original[name] = np.asarray(column.to_pylist(), dtype=object)  # None: missing
+    return Columns(path, values, original=original)
 
 
 # --- validation ------------------------------------------------------------------------------
@@ -431,12 +595,7 @@ def _numeric_matrix(columns: Columns, names: list[str], role: str, *,
     for j, name in enumerate(names):
         values = columns.values[name]
         if values.dtype == object:
-            row = _first_non_numeric(values)
-            raise DataError(
-                f"{role} column {name!r} of {columns.path.name} is not numeric: "
-                f"{columns.where(row)} has {values[row]!r}. Convert it to numbers, or leave the "
-                "column out with --inputs / inputs=."
-            )
+            raise DataError(_not_numeric(columns, name, role))
         bad = np.isinf(values) if allow_nan else ~np.isfinite(values)
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
@@ -444,25 +603,53 @@ def _numeric_matrix(columns: Columns, names: list[str], role: str, *,
             raise DataError(
                 f"{role} column {name!r} of {columns.path.name} has a non-finite value "
                 f"({what}) at {columns.where(row)}; {int(bad.sum())} value(s) in that column are "
-                "NaN, inf or empty. Remove or fill those rows."
+                "NaN, inf or empty. Remove or fill those rows"
+                + (", or pass --skip-missing to leave them out." if not allow_nan else ".")
             )
         out[:, j] = values
     return out
 
 
-def _first_non_numeric(values: np.ndarray) -> int:
-    for i, value in enumerate(values):
-        if isinstance(value, str):
-            try:
-                float(value)
-                continue
-            except ValueError:
-                if value.strip().lower() in _MISSING:
-                    continue
-            return i
-        if not isinstance(value, (int, float, np.number)) or isinstance(value, complex):
-            return i
-    return 0
+def _not_numeric(columns: Columns, name: str, role: str) -> str:
+    """Why a column is not numeric: a column of numbers with a few other cells names the
+    first of them (row, value) and the ways out; a text column says it is text."""
+    values = columns.values[name]
+    bad = [i for i, v in enumerate(values) if not _is_number(v, missing=True)]
+    if len(bad) == len(values) or not bad:
+        row = bad[0] if bad else 0
+        return (f"{role} column {name!r} of {columns.path.name} is not numeric: "
+                f"{columns.where(row)} has {values[row]!r:.60}. Convert it to numbers, or leave "
+                "the column out with --inputs / inputs=.")
+    shown = ", ".join(f"{columns.where(i)} has {values[i]!r:.40}" for i in bad[:3])
+    more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
+    return (f"{role} column {name!r} of {columns.path.name} is not numeric: {shown}{more} "
+            f"({len(bad)} of {len(values)} cells; the others are numbers). Fix those cells; or, "
+            f"if they mean 'missing', list them with --na-values (na_values=) and leave those "
+            f"rows out with --skip-missing; or leave the column out with --inputs.")
+
+
+def _is_number(value, missing: bool = False) -> bool:
+    """Whether a cell is a number (or, with ``missing``, a missing-value marker)."""
+    if isinstance(value, (int, float, np.number)) and not isinstance(value, (bool, complex)):
+        return True
+    if not isinstance(value, str):
+        return False
+    text = value.strip()
+    if missing and text.lower() in _MISSING:
+        return True
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _check_unique(names: Sequence[str], role: str) -> None:
+    seen = collections.Counter(names)
+    twice = [name for name, count in seen.items() if count > 1]
+    if twice:
+        raise DataError(f"the {role} columns name {twice[0]!r} {seen[twice[0]]} times; name "
+                        "each column once (a model cannot tell its columns apart otherwise)")
 
 
 def _collapse_groups(columns: Columns, names: list[str]) -> list[str]:

@@ -22,7 +22,8 @@ and non-finite weights are refused. Every failure is a :class:`ModelFileError` t
 field or tensor. A single file (rather than a folder of weights + JSON) cannot lose one half.
 
 **Files of format version 1** (deepbasis before the digest) still load, with a
-``UserWarning`` that they cannot be verified; saving them again writes version 2.
+``UserWarning`` that they cannot be verified; saving them again writes version 2. A file that
+carries a digest is checked whatever its version field says.
 
 Files are written to a temporary file in the same folder and renamed
 (:func:`deepbasis._files.atomic_write`), so a failed save never leaves half a model, nor
@@ -58,6 +59,8 @@ READABLE_VERSIONS = (1, 2)  # version 1: no digest (loaded with a warning)
 DTYPES = {"float64": torch.float64, "float32": torch.float32}  # the dtypes a model file holds
 # Bounds on the sizes a description may claim: far above any network this estimator trains,
 # far below what would exhaust memory or hang before the tensors are compared.
+# The device types a model may name: a "meta" tensor holds no numbers to predict with.
+_DEVICES = ("cpu", "cuda", "mps", "xpu")
 MAX_SIZE = {"in_features": 1_000_000, "width": 100_000, "depth": 10_000,
             "out_features": 100_000}
 
@@ -367,9 +370,15 @@ def _validate_description(path: Path, description: dict) -> dict:
     params = get(description, "params", "")
     device = params.get("device", "cpu")
     try:
-        torch.device(device)
-    except (RuntimeError, TypeError):
-        fail("params.device", f"must name a torch device such as 'cpu', got {device!r:.80}")
+        kind = torch.device(device).type
+    except (RuntimeError, TypeError, ValueError):
+        kind = None
+    if kind not in _DEVICES:
+        fail("params.device", f"must name a torch device ({', '.join(_DEVICES)}), got "
+             f"{device!r:.80}")
+    for key, value in params.items():
+        if isinstance(value, str) and (len(value) > 200 or not value.isprintable()):
+            fail(f"params.{key}", f"must be a short printable string, got {value!r:.80}")
 
     fitted = get(description, "fitted", "")
     if get(fitted, "n_features_in", "fitted.", None) != d:
@@ -464,7 +473,9 @@ def _digest(description: str, tensors: dict[str, torch.Tensor]) -> str:
 
 
 def _check_digest(path: Path, metadata: dict, tensors: dict[str, torch.Tensor]) -> None:
-    if metadata["format_version"] == "1":
+    # A digest, when there is one, is checked whatever the version field says: editing
+    # "format_version" to "1" must not switch the check off.
+    if metadata["format_version"] == "1" and "sha256" not in metadata:
         warnings.warn(
             f"{path.name} has model format version 1, which stores no checksum, so its contents "
             "cannot be verified; save it again (BasisRegressor.load(path).save(path)) to add "
