@@ -44,6 +44,11 @@ def tree(folder: Path) -> dict[str, bytes]:
             if p.is_file()}
 
 
+@pytest.fixture(autouse=True)
+def _in_tmp(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a fit that should have failed writes nothing in the checkout
+
+
 @pytest.fixture
 def fakes(monkeypatch):
     runner_fakes.register(monkeypatch)
@@ -366,3 +371,97 @@ def _npy(array) -> bytes:
     buffer = io.BytesIO()
     np.save(buffer, array)
     return buffer.getvalue()
+
+
+# --- model files: every string checked, the digest whatever the version says -----------------
+
+
+def _edit_model(path: Path, out: Path, edit=None, metadata=None, digest=True) -> Path:
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    from deepbasis.estimator import io as model_io
+
+    with safe_open(str(path), framework="pt") as handle:
+        meta = handle.metadata()
+        values = {k: handle.get_tensor(k) for k in handle.keys()}
+    description = json.loads(meta["description"])
+    if edit is not None:
+        edit(description)
+    meta["description"] = json.dumps(description)
+    if digest:
+        meta["sha256"] = model_io._digest(meta["description"], values)
+    meta.update(metadata or {})
+    save_file(values, str(out), metadata=meta)
+    return out
+
+
+@pytest.mark.parametrize("device", ["meta", "cuda\x00", "x" * 300])
+def test_model_file_with_a_bad_device_is_one_line(tmp_path, fitted, device):
+    model, data = fitted
+    bad = _edit_model(model, tmp_path / "bad.safetensors",
+                      lambda d: d["params"].__setitem__("device", device))
+    line = one_line_error(invoke("predict", bad, data, "-o", tmp_path / "p.csv"))
+    assert "params.device" in line
+    assert not (tmp_path / "p.csv").exists()
+
+
+def test_a_digest_is_checked_whatever_the_version_says(tmp_path, fitted):
+    model, data = fitted
+
+    def tamper(description):
+        description["scaling"]["y_mean"] = [v + 1.0 for v in description["scaling"]["y_mean"]]
+
+    downgraded = _edit_model(model, tmp_path / "v1.safetensors", tamper,
+                             metadata={"format_version": "1"}, digest=False)
+    line = one_line_error(invoke("predict", downgraded, data, "-o", tmp_path / "p.csv"))
+    assert "digest" in line and "does not match" in line
+    assert not (tmp_path / "p.csv").exists()
+
+
+# --- warnings people need ------------------------------------------------------------------
+
+
+def test_predicting_far_outside_the_training_box_warns_once(tmp_path, fitted):
+    model, _ = fitted
+    data = write_csv(tmp_path / "far.csv", "x,z\n0.5,0.5\n100.0,0.5\n0.55,0.5\n1.05,0.5\n")
+    done = invoke("predict", model, data, "-o", tmp_path / "p.csv")
+    assert done.exit_code == 0, done.output
+    warnings = [line for line in done.output.splitlines() if line.startswith("warning: ")]
+    assert len(warnings) == 1, done.output
+    assert "1 of 4 row(s)" in warnings[0] and "10% of its width" in warnings[0]
+    assert "x=100 at row 2 (line 3 of far.csv)" in warnings[0] and "box widths" in warnings[0]
+    inside = write_csv(tmp_path / "near.csv", "x,z\n0.5,0.5\n1.05,0.5\n")
+    done = invoke("predict", model, inside, "-o", tmp_path / "q.csv")
+    assert done.exit_code == 0 and "warning" not in done.output, done.output
+
+
+def test_a_model_fitted_on_an_array_warns_that_columns_go_by_position(tmp_path):
+    from deepbasis.estimator import BasisRegressor
+
+    X = np.linspace(0, 1, 20)[:, None] * [1.0, 2.0]
+    path = BasisRegressor(width=4, depth=1, steps=3, random_state=0, activation="relu").fit(
+        X, X[:, 0]).save(tmp_path / "m.safetensors")
+    data = write_csv(tmp_path / "d.csv", "b,a\n0.1,0.2\n0.3,0.4\n")
+    done = invoke("predict", path, data, "-o", tmp_path / "p.csv")
+    assert done.exit_code == 0, done.output
+    assert "warning: m.safetensors was fitted on an array" in done.output
+    assert "taken by position ('b', 'a')" in done.output
+
+
+# --- parse errors name the right line ------------------------------------------------------
+
+
+def test_parse_error_after_a_multiline_field_names_its_line(tmp_path):
+    data = write_csv(tmp_path / "d.csv",
+                     'x,note,y\n1,"two\nlines",2\n2,"three\nmore\nlines",3\n3,x,4,5\n')
+    line = one_line_error(invoke("fit", data, "-t", "y", *FAST))
+    assert "line 7 of d.csv has 4 field(s)" in line
+    data = write_csv(tmp_path / "e.csv", 'x,y\n1,2\n2,"unclosed\n3,4\n')
+    from deepbasis.estimator import DataError, read_table
+
+    with pytest.raises(DataError, match="line 3"):
+        read_table(data, "y")
+    data = write_csv(tmp_path / "f.csv", 'x,note,y\n1,"a\nb",2\n2,oops,zz\n')
+    line = one_line_error(invoke("fit", data, "-t", "y", "-i", "x", *FAST))
+    assert "row 2 (line 4 of f.csv) has 'zz'" in line
