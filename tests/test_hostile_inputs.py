@@ -145,6 +145,31 @@ def test_lock_file_symlink_is_not_followed(tmp_path, fakes):
     assert victim.read_text() == "precious"
 
 
+def test_store_and_profile_folders_that_are_links_are_refused_before_the_sweep(tmp_path, fakes):
+    out, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    out.mkdir()
+    os.symlink(elsewhere, out / "quick")
+    line = one_line_error(run_quick(out), 1)
+    assert "quick is a symbolic link" in line
+    (out / "quick").unlink()
+    os.symlink(elsewhere / "other.sqlite", out / STORE_FILENAME)
+    line = one_line_error(run_quick(out), 1)
+    assert "results.sqlite is a symbolic link" in line
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_report_out_does_not_replace_a_foreign_html_page(tmp_path, fakes):
+    out = tmp_path / "out"
+    assert run_quick(out).exit_code == 0
+    page = tmp_path / "page.html"
+    page.write_text("<!DOCTYPE html>\n<title>my page</title>\n")
+    line = one_line_error(invoke("report", out, "--html", "--out", page))
+    assert "--force" in line and page.read_text().endswith("<title>my page</title>\n")
+    assert invoke("report", out, "--html", "--out", tmp_path / "r.html").exit_code == 0
+    assert invoke("report", out, "--html", "--out", tmp_path / "r.html").exit_code == 0
+
+
 # --- 6. one folder, one experiment -------------------------------------------------------------
 
 

@@ -589,7 +589,8 @@ def _is_external(target: str) -> bool:
 
 
 _RUN_FILES = ("report.md", "report.json", "claims.json", "records.jsonl", STORE_FILENAME)
-_REPORT_TITLES = ("# deepbasis reproduction report", "<!DOCTYPE html>")
+_REPORT_TITLES = ("# deepbasis reproduction report",
+                  "<title>deepbasis reproduction report</title>")
 
 
 def check_report_target(path: Path, folders: Sequence[Path], *, force: bool = False) -> None:
@@ -616,10 +617,12 @@ def check_report_target(path: Path, folders: Sequence[Path], *, force: bool = Fa
                          "choose another --out")
     try:
         with path.open("rb") as handle:
-            head = handle.read(64).decode("utf-8", errors="replace")
+            head = handle.read(512).decode("utf-8", errors="replace")
     except OSError:
         head = ""
-    if not force and not head.startswith(_REPORT_TITLES):
+    ours = head.startswith(_REPORT_TITLES[0]) or (head.startswith("<!DOCTYPE html>")
+                                                  and _REPORT_TITLES[1] in head)
+    if not force and not ours:
         raise ValueError(f"refusing to overwrite {str(path)!r}: it is not a report written by "
                          "`deepbasis report`; choose another --out, or pass --force to "
                          "replace it")

@@ -41,7 +41,7 @@ from .._files import atomic_write, is_plain_name
 from .executors import CellTask, ExecutorError, jsonable, make_executor
 from .registry import get_experiment
 from .spec import PROFILES, Cell, Claim, Experiment, Report, settings_key, verdict
-from .store import ResultStore, StoreError, folder_lock, utc_now
+from .store import STORE_FILENAME, ResultStore, StoreError, folder_lock, utc_now
 
 __all__ = [
     "CellsFailed",
@@ -165,6 +165,12 @@ def run_experiment(
     cells = plan_cells(experiment, params)
 
     _check_one_experiment(out, experiment.id)  # before anything is written into ``out``
+    for name in experiment.profiles:  # checked now, not after the sweep
+        _own_folder(out / name)
+    store_path = out / STORE_FILENAME
+    if store_path.is_symlink():  # SQLite would follow it and write wherever it points
+        raise StoreError(f"{store_path} is a symbolic link; deepbasis does not follow it. Copy "
+                         "the store into the folder (or remove the link) and run again.")
     with folder_lock(out), ResultStore.in_folder(out) as store:
         _check_one_experiment(out, experiment.id)  # again, under the lock
         if fresh:
@@ -218,13 +224,22 @@ def report_folder(out: str | Path, profile: str) -> Path:
         return out
     rank = {name: k for k, name in enumerate(PROFILES)}
     if rank.get(profile, -1) <= rank.get(top, -1):
-        return out / profile
-    target = out / top
+        return _own_folder(out / profile)
+    target = _own_folder(out / top)
     target.mkdir(parents=True, exist_ok=True)
     for path in [*(out / name for name in _REPORT_FILES), *sorted(out.glob("*.png"))]:
         if path.is_file():
             path.replace(target / path.name)
     return out
+
+
+def _own_folder(folder: Path) -> Path:
+    """``folder`` (a profile's subfolder), unless it is a symbolic link: what is written into
+    it would land wherever the link points."""
+    if folder.is_symlink():
+        raise StoreError(f"{folder} is a symbolic link; deepbasis writes reports only into "
+                         "folders of its own. Remove the link and run the command again.")
+    return folder
 
 
 def _report_field(folder: Path, key: str) -> Any:
