@@ -17,9 +17,18 @@ A *column* is a named 1-D array of numbers:
 Rows are numbered from 1 in messages, as a spreadsheet does (the CSV header is not a row);
 CSV messages also give the line of the file.
 
+Missing values are empty cells and the usual markers (``NA``, ``NaN``, ``null``, ``#N/A``, ...;
+more with ``na_values``). A column of numbers with a few cells that are neither is not
+numeric, and the error names those cells (row, line, value).
+
 When the inputs are not named, every column but the targets is an input, except columns that
 look like row identifiers (:func:`identifier_columns`: a different integer, or a different
-string, in every row), which :func:`read_table` leaves out and lists in ``Table.skipped``.
+text that is not a number, in every row), which :func:`read_table` leaves out and lists in
+``Table.skipped``.
+
+:func:`write_with_columns` copies a file's columns through exactly as they are in the file
+(``predict`` adds its predictions to them): ``00042``, ``2**53 + 1`` and ``NA`` stay what
+they were.
 """
 
 from __future__ import annotations
