@@ -15,7 +15,7 @@ from .lstsq import HEAD_METHODS, head_of
 from .optim import OPTIMIZERS
 from .problem import Problem, Regression
 
-METHODS = ("lsgd", "gd")
+METHODS = ("lsgd", "gd", "lm")
 
 
 def check_settings(*, method, steps, lr, optimizer, generator, callbacks, target_loss,

@@ -25,6 +25,14 @@ ends O(1) away within tens of steps
 differently from a separate run's, so there members agree only up to that rounding and what
 the training run makes of it (tests: 1e-10 for GD; up to ~1e-9 in the loss for LSGD with SGD).
 
+**Levenberg–Marquardt members are trained one after another** (``method="lm"``), not as a
+batch: an LM iteration is dominated by the dense P × P (or rows × rows) Gram matrix and its
+Cholesky factorization, BLAS-3 work that already runs at the core's speed for one member (on the
+2-D Poisson PINN, 2,805 rows × 2,208 parameters, the Gram matrix and the factorization are ~80 %
+of an iteration), so a batch would save only the Python overhead, while the members accept and
+reject steps at different iterations and E Jacobians would have to be held at once. A member
+equals ``fit(make_model(seed), …, method="lm")`` bit for bit.
+
 **A member whose loss goes non-finite is frozen**, not the whole ensemble: it is restored to
 its last finite state exactly as :func:`deepbasis.fit` restores a single model (snapshot and
 replay), its history ends with the non-finite loss, ``result.failed`` maps its index to the
@@ -47,6 +55,7 @@ from .checks import as_problem, check_model_finite, check_settings, model_settin
 from .engines.stacked import StackedMLPEngine, stackable
 from .engines.vmap import VmapEngine
 from .history import History
+from .lm import fit_lm, lm_options
 from .loop import Callback, Metric, make_history, run_loop
 from .lstsq import head_of
 from .problem import Problem
@@ -145,6 +154,12 @@ def fit_ensemble(
     models = [make_model(seed) for seed in seeds]
     _check_members(models)
     problem = as_problem(models[0], x, y)
+    if method == "lm":
+        return _fit_lm_members(models, seeds, problem, settings, steps=steps,
+                               options=optimizer_options, threads=threads,
+                               target_loss=target_loss, callbacks=callbacks, metrics=metrics,
+                               metric_every=metric_every, progress=progress,
+                               lstsq_method=lstsq_method, rcond=rcond, ridge=ridge)
     engine_type = StackedMLPEngine if stackable(models[0], problem) else VmapEngine
     engine = engine_type(models, problem, method, optimizer, float(lr), optimizer_options,
                          lstsq_method, rcond, ridge)
@@ -165,6 +180,43 @@ def fit_ensemble(
             error.result = _result(models, seeds, outcomes, times, method, settings, steps)
         raise
     return _result(models, seeds, outcomes, times, method, settings, steps)
+
+
+def _fit_lm_members(models, seeds, problem, settings, *, steps, options, threads,
+                    **keywords) -> EnsembleResult:
+    """Levenberg–Marquardt member by member (module docstring: why not batched)."""
+    options = lm_options(options)
+    for model in models[1:]:
+        problem.validate(model)
+    settings = {k: v for k, v in settings.items() if k not in ("lr", "optimizer")}
+    settings.update(model_settings(models[0], head_of(models[0]), problem))
+    settings["ensemble"] = len(models)
+    settings["optimizer_options"] = dict(vars(options))
+    histories: list[History] = []
+    progress = keywords.pop("progress")
+    try:
+        with thread_policy(threads, work=model_work(problem_rows(problem), models[0]),
+                           device=head_of(models[0]).weight.device):
+            for e, (model, seed) in enumerate(zip(models, seeds, strict=True)):
+                label = progress if isinstance(progress, str) else f"LM {e + 1}/{len(models)}"
+                histories.append(fit_lm(model, problem, steps=steps, options=options,
+                                        settings={**settings, "seed": seed},
+                                        progress=label if progress else False, **keywords))
+    except BaseException as error:
+        if hasattr(error, "history"):  # the member in training is at its last accepted step
+            histories.append(error.history)
+            error.result = _lm_result(models[:len(histories)], seeds, histories, steps)
+        raise
+    return _lm_result(models, seeds, histories, steps)
+
+
+def _lm_result(models, seeds, histories, steps) -> EnsembleResult:
+    losses = np.full((len(models), steps + 1), np.nan)
+    for e, history in enumerate(histories):
+        losses[e, :len(history.loss)] = history.loss
+    failed = {e: h.steps for e, h in enumerate(histories) if h.stop_reason == "non-finite"}
+    return EnsembleResult(models=models, histories=histories, seeds=list(seeds[:len(models)]),
+                          failed=failed, losses=losses)
 
 
 def _result(models, seeds, outcomes, times, method, settings, steps) -> EnsembleResult:

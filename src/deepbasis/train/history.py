@@ -14,7 +14,7 @@ if TYPE_CHECKING:  # matplotlib is imported on first plot, not with the package
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-STOP_REASONS = ("steps", "target_loss", "callback", "non-finite", "interrupted")
+STOP_REASONS = ("steps", "target_loss", "callback", "non-finite", "interrupted", "tolerance")
 
 
 @dataclass
@@ -33,13 +33,19 @@ class History:
             entry was recorded (host time; on a GPU kernels may still be running).
         metrics: name → values of each metric, evaluated at the steps in ``metric_steps``.
         metric_steps: the steps at which ``metrics`` were evaluated.
-        method: ``"lsgd"`` or ``"gd"``.
+        method: ``"lsgd"``, ``"gd"`` or ``"lm"``.
         settings: the complete, JSON-able settings of the run.
         stop_reason: ``"steps"`` (ran them all), ``"target_loss"``, ``"callback"``,
             ``"non-finite"`` or ``"interrupted"``. After ``"non-finite"`` the last loss entry
             is the non-finite value and the model holds the state of the entry before it;
             after ``"interrupted"`` (an exception left the loop, e.g. Ctrl-C) the model holds
-            the state of the last entry.
+            the state of the last entry. ``"tolerance"`` (Levenberg–Marquardt only): the
+            relative decrease fell below the tolerance, or no step above rounding was left.
+        trace: per-iteration solver record, for ``method="lm"``: ``damping`` (μ after the
+            iteration), ``accepted`` (whether its trial step was taken), ``jacobian_s`` and
+            ``solve_s`` (seconds spent on the Jacobian and on the step and trial); empty for
+            the first-order methods.
+        message: why the run stopped, in words (Levenberg–Marquardt).
 
     Examples:
         >>> h = History(loss=[1.0, 0.5, 0.25], time=[0.0, 0.1, 0.2], method="gd")
@@ -54,6 +60,8 @@ class History:
     method: str = "lsgd"
     settings: dict[str, Any] = field(default_factory=dict)
     stop_reason: str = "steps"
+    trace: dict[str, list] = field(default_factory=dict)
+    message: str = ""
 
     @property
     def final_loss(self) -> float:
@@ -71,6 +79,8 @@ class History:
         data["loss"] = [_encode(v) for v in self.loss]
         data["time"] = [_encode(v) for v in self.time]
         data["metrics"] = {k: [_encode(v) for v in vals] for k, vals in self.metrics.items()}
+        data["trace"] = {k: [v if isinstance(v, bool) else _encode(v) for v in vals]
+                         for k, vals in self.trace.items()}
         return data
 
     @classmethod
@@ -84,6 +94,9 @@ class History:
             method=data.get("method", "lsgd"),
             settings=dict(data.get("settings", {})),
             stop_reason=data.get("stop_reason", "steps"),
+            trace={k: [v if isinstance(v, bool) else float(v) for v in vals]
+                   for k, vals in data.get("trace", {}).items()},
+            message=data.get("message", ""),
         )
 
     def save(self, path: str | Path) -> Path:
