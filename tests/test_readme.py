@@ -3,8 +3,10 @@
 Each ```python block of README.md is executed (in a fresh folder). A ``print(...)`` line whose
 comment holds a number is checked against the number it printed: to half a unit in the last
 digit shown (``# 2.59e-05`` means 2.585e-05 … 2.595e-05), or, when the comment says
-``within F×``, to a factor F. A block that reads ``results/cyr2020.initial_loss`` gets that
-folder from a quick run first.
+``within F×``, to a factor F; a comment that starts with ``True`` or ``False`` must be printed
+as it is. A block that reads ``results/cyr2020.initial_loss`` gets that folder from a quick run
+first. The README is a landing page: its first lines are the two commands CI runs, it stays
+short, and every file it links to exists.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
 BLOCKS = re.findall(r"^```python\n(.*?)^```", README.read_text(encoding="utf-8"),
                     flags=re.MULTILINE | re.DOTALL)
 NUMBER = re.compile(r"(?<![\w.])[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?", re.IGNORECASE)
@@ -32,6 +35,10 @@ def expectations(code: str) -> list[tuple[str, str | None]]:
 
 def check(printed: str, comment: str) -> None:
     """``printed`` agrees with the first number of ``comment`` to the precision it states."""
+    for word in ("True", "False"):
+        if comment.startswith(word):
+            assert printed == word, f"printed {printed!r}, the comment says {comment!r}"
+            return
     expected_text = NUMBER.search(comment)
     assert expected_text, comment
     got_text = NUMBER.search(printed)
@@ -51,8 +58,25 @@ def check(printed: str, comment: str) -> None:
 
 def test_the_readme_has_its_examples():
     assert len(BLOCKS) >= 3
-    assert any("db.fit(" in block for block in BLOCKS)
     assert any("BasisRegressor(" in block for block in BLOCKS)
+    assert any("LinearProblem(" in block and "db.fit(" in block for block in BLOCKS)
+    assert any("spline_of(" in block for block in BLOCKS)
+
+
+def test_the_readme_is_a_landing_page():
+    text = README.read_text(encoding="utf-8")
+    lines = text.splitlines()
+    assert len(lines) <= 160, f"README.md has {len(lines)} lines; move long material to docs/"
+    # The two commands come first, and CI (.ci/run) runs the second one exactly.
+    assert lines[3].startswith("python3 -m venv .venv && ") and "deepbasis run" in lines[3]
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert lines[4] in ci, "the README's second command is what .ci/run runs"
+    # The second-order example of the PINN section goes right below its header (issue 22).
+    assert "## A PINN\n<!-- lm-example -->\n" in text
+    # Every relative link (pages, the figure) points to a file of the repository.
+    for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text):
+        if "://" not in target:
+            assert (ROOT / target).is_file(), f"README.md links to {target}, which is missing"
 
 
 @pytest.mark.parametrize("code", BLOCKS, ids=[f"block{k}" for k in range(len(BLOCKS))])
@@ -82,3 +106,6 @@ def test_check_states_its_precision():
         check("3.0e-07", "~1.4e-07 (within 2×)")
     check("0.9999999418", "R² on new points: 1.0000")
     check("[0.45463911]", "[0.4546] (sin(2) / 2 = 0.454649)")
+    check("True", "True: the spline IS the network")
+    with pytest.raises(AssertionError):
+        check("False", "True: the spline IS the network")
