@@ -10,7 +10,8 @@ report files that ``deepbasis run`` stored in each output folder (``report.json`
 beside it). An experiment folder holds the report of the most thorough profile run there
 (``paper`` > ``default`` > ``quick``); each page says which profile every experiment comes from,
 and a ``quick`` run's claims are shown as *not judged*. Experiments with no stored run are
-listed as such (a paper with none gets no page, only its row in the index). The pages are regenerated, never edited by hand.
+listed as such (a paper with none gets no page, only its row in the index). The pages are
+regenerated, never edited by hand.
 """
 
 from __future__ import annotations
@@ -53,7 +54,8 @@ def _cell(value: object) -> str:
 def experiment_section(experiment_id: str, folder: Path, report: dict, figures: Path,
                        link: str) -> str:
     """The markdown of one experiment, its figures copied to ``figures`` (linked as ``link``)."""
-    lines = [f"## {experiment_id} {{ #{anchor(experiment_id)} }}", "", f"**{report['title']}** — {report.get('paper', '')}", ""]
+    lines = [f"## {experiment_id} {{ #{anchor(experiment_id)} }}", "",
+             f"**{report['title']}** — {report.get('paper', '')}", ""]
     if report.get("description"):
         lines += [report["description"], ""]
     profile = report.get("profile", "?")
@@ -149,8 +151,9 @@ def write_pages(roots: list[Path], out: Path) -> list[Path]:
                 verdicts = [c.get("verdict", "?") for c in report["claims"]]
                 summary = (", ".join(f"{verdicts.count(v)} {v}" for v in dict.fromkeys(verdicts))
                            or "figure only")
-                page.append(f"| [{experiment_id}](#{anchor(experiment_id)}) | {_cell(titles[experiment_id])} | "
-                            f"{report.get('profile')} | {summary} |")
+                page.append(f"| [{experiment_id}](#{anchor(experiment_id)}) | "
+                            f"{_cell(titles[experiment_id])} | {report.get('profile')} | "
+                            f"{summary} |")
             else:
                 page.append(f"| {experiment_id} | {_cell(titles[experiment_id])} | not run | |")
         page.append("")
