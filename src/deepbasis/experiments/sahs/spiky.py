@@ -130,9 +130,13 @@ def report(records: list[dict], params: Mapping[str, Any], out: Path) -> Report:
     worse = {kind: sum(test[(t, f"spiky {kind}")] > test[(t, kind)] for t in targets)
              for kind in ("shallow", "deep")}
     need = max(1, int(np.ceil(0.8 * len(targets))))
-    fit_ratio = {f"{LABELS[t]} {kind}": round(trainl[(t, f"spiky {kind}")]
-                                              / max(trainl[(t, kind)], 1e-300), 3)
-                 for t in targets for kind in ("shallow", "deep")}
+    # "Both fit the training data": App. A.3 gives the paper's own final training losses, "for
+    # sine, final training loss was .94 for spiky and 1.02 for standard" (sums over the 20
+    # points, RMS ≈ 0.23 per point), and calls that fitting "near perfectly". That value is the
+    # absolute bar here, for every target and variant. (An earlier check compared spiky /
+    # standard ratios of two small losses, which says nothing about fitting.)
+    fit_bar = 1.02
+    fitted = {f"{LABELS[t]} {v}": round(trainl[(t, v)], 3) for t in targets for v in VARIANTS}
     claims = [
         Claim(f"Spiky init generalizes worse (higher mean test loss) for ≥ {need} of "
               f"{len(targets)} targets, shallow",
@@ -140,10 +144,14 @@ def report(records: list[dict], params: Mapping[str, Any], out: Path) -> Report:
               paper="5 of 6 (all but the sawtooth)", figure=name),
         Claim(f"... and deep (≥ {need} of {len(targets)})", passed=bool(worse["deep"] >= need),
               value={"targets worse": worse["deep"]}, paper="6 of 6", figure=name),
-        Claim("Both fit the training data about equally (spiky / standard final training "
-              "loss between 1/3 and 3 for every target and depth)",
-              passed=all(1 / 3 <= v <= 3 for v in fit_ratio.values()), value=fit_ratio,
-              paper="similar training loss, e.g. 0.94 (spiky) vs 1.02 (sine, shallow)",
+        Claim(f"Both fit the training data: mean final training loss (sum over the 20 points) "
+              f"≤ {fit_bar} — the paper's own final value for standard-init sine, RMS 0.23 per "
+              "point — for every target and variant",
+              passed=all(v <= fit_bar for v in fitted.values()),
+              value={"above the bar": {k: v for k, v in fitted.items() if v > fit_bar},
+                     "largest": max(fitted.values())},
+              paper="\"both networks fit the training data near perfectly\"; sine: final "
+                    "training loss .94 (spiky) and 1.02 (standard), App. A.3",
               figure=name),
     ]
     markdown = (f"{params['seeds']} trials; GD {params['epochs']} epochs, lr {params['lr']} "
