@@ -18,9 +18,9 @@ re-solved with the same options as LSGD (``lstsq_method``, ``rcond``, ``ridge``,
 ridge or GCV head the projection is still onto A's range, a Gauss–Newton approximation.
 
 **Joint** (``variant="joint"``): LM on every parameter, head included — the Gauss–Newton step of
-energy natural gradient PINN solvers (Müller & Zeinhofer 2023). It starts from the
-least-squares head of the initial basis (the same loss[0] as the projection variant), then moves
-head and hidden layers together; the head options apply to that first solve only.
+energy natural gradient PINN solvers (Müller & Zeinhofer 2023). It starts from the model as it
+is, head included (so ``loss[0]`` is the given network's loss, not that of a least-squares head),
+and moves head and hidden layers together; the head options are not used.
 
 **One iteration.** At an accepted state: the residual r, the Jacobian J (m · R rows,
 P columns), g = Jᵀr and the damping scale D. Then the step
@@ -81,6 +81,7 @@ from .history import History
 from .jacobian import ResidualRows
 from .loop import _HeldInterrupt
 from .lstsq import set_head_, solve_head, solve_options
+from .problem import head_parameters
 
 VARIANTS = ("projection", "joint")
 SCALINGS = ("identity", "diagonal")
@@ -166,7 +167,10 @@ def fit_lm(model: nn.Module, problem, *, steps: int, options: LMOptions,
     start = perf_counter()
 
     A, b = rows.design(xi)
-    theta = solve_head(A, b, **solve)  # (w + 1, m)
+    if joint:  # the model's own head
+        theta = head_parameters(head).detach().clone()  # (w + 1, m)
+    else:
+        theta = solve_head(A, b, **solve)  # (w + 1, m)
     loss = _loss(A, theta, b)
     history = History(loss=[loss], time=[perf_counter() - start], method="lm",
                       settings=dict(settings or {}), metrics={k: [] for k in metrics})
