@@ -19,8 +19,9 @@ records the count with every sliver kept (``spline_of(..., sliver_rtol=0)``).
 Claim thresholds, fixed before running: every constructed network has exactly 2^d pieces at
 initialization; after pretraining every one still has at least 2^d (the paper says the
 regions are retained; a clipped partial sum adds pieces, so clipped models are counted apart —
-an earlier version demanded exactly 2^d, which a 33rd clipped piece failed); the median trained default network
-has fewer pieces than its 20 hidden neurons (the paper: "falling short of 1 bend per neuron").
+an earlier version demanded exactly 2^d, which a 33rd clipped piece failed); the median
+trained default network has fewer pieces than its 20 hidden neurons (the paper: "falling
+short of 1 bend per neuron").
 """
 
 from __future__ import annotations

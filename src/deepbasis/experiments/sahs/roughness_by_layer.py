@@ -30,6 +30,7 @@ from ...analysis.watch import BreakpointWatch
 from ...nn import MLP
 from ...runner import Cell, Claim, Experiment, Report
 from ..plotting import COLORS, markdown_table, new_figure, save_figure
+from ..stats import mean_ci
 from ._deep_gd import train
 
 _TARGETS = {"quadratic": lambda x: x**2 / 2, "sine": torch.sin}
@@ -95,6 +96,11 @@ def _median_curves(rs, key):
     return np.median(np.asarray([r[key] for r in rs]), axis=0)  # (layers, records)
 
 
+def _ci_text(ci: tuple[float, float, float], shares: list[float]) -> str:
+    mean, lo, hi = ci
+    return f"mean {mean:.3f}, 95 % CI [{lo:.3f}, {hi:.3f}], per seed {shares}"
+
+
 def report(records: list[dict], params: Mapping[str, Any], out: Path) -> Report:
     targets = params["targets"]
     figure, axes = new_figure(len(targets), 2, width=4.8, height=3.4)
@@ -127,6 +133,11 @@ def report(records: list[dict], params: Mapping[str, Any], out: Path) -> Report:
         summary[t] = {
             "later_share_output": float(np.median(share_out)),
             "later_share_basis": float(np.median(share_basis)),
+            # "Most of the roughness": the mean share over seeds with its 95 % t-interval;
+            # the claim needs the whole interval above 0.5 (one seed's share varies 0.38–0.62).
+            "ci_output": mean_ci(share_out), "ci_basis": mean_ci(share_basis),
+            "shares_output": share_out.round(3).tolist(),
+            "shares_basis": share_basis.round(3).tolist(),
             "init_basis": np.median(init_basis, axis=0).tolist(),
             "final_basis": np.median(final_basis, axis=0).tolist(),
             "final_output": np.median(final_out, axis=0).tolist(),
@@ -153,16 +164,20 @@ def report(records: list[dict], params: Mapping[str, Any], out: Path) -> Report:
                   and all(v < sine["init_basis"][0] for v in sine["init_basis"][1:]))
     claims = [
         Claim("For the complex target sin(x), most of the output's roughness at the end of "
-              "training sits at breakpoints induced by the later layers 2–4 (share > 0.5; "
-              "our per-layer definition)",
-              passed=sine is not None and sine["later_share_output"] > 0.5,
-              value={t: round(summary[t]["later_share_output"], 3) for t in targets},
+              "training sits at breakpoints induced by the later layers 2–4: the 95 % "
+              "confidence interval of the mean share over seeds lies above 0.5 (our per-layer "
+              "definition)",
+              passed=sine is not None and sine["ci_output"][1] > 0.5,
+              value={t: _ci_text(summary[t]["ci_output"], summary[t]["shares_output"])
+                     for t in targets},
               paper="for complex functions most of the roughness is in the later layers "
                     "(Fig. 3, right)", figure=name),
         Claim("Same with the basis-roughness reading of App. A.2 (Σ over a layer's units of the "
-              "roughness of their outputs; share of layers 2–4 > 0.5 for sin(x))",
-              passed=sine is not None and sine["later_share_basis"] > 0.5,
-              value={t: round(summary[t]["later_share_basis"], 3) for t in targets},
+              "roughness of their outputs; 95 % interval of the mean share of layers 2–4 above "
+              "0.5 for sin(x))",
+              passed=sine is not None and sine["ci_basis"][1] > 0.5,
+              value={t: _ci_text(summary[t]["ci_basis"], summary[t]["shares_basis"])
+                     for t in targets},
               paper="Fig. 3 (right)", figure=name),
         Claim("At initialization the basis functions of deeper layers are smoother than layer "
               "1's (basis roughness of layers 2–4 < layer 1's)",
