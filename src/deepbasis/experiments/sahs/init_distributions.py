@@ -5,8 +5,16 @@ Shallow: the β = −b/w and μ = w v of many units of a Gaussian (He, with N(0,
 uniform (PyTorch's default) initialization against the laws re-derived in
 ``deepbasis.analysis.bdso_distributions`` (Kolmogorov–Smirnov). Deep: a 3-layer He network's
 breakpoints per layer (every zero crossing of the layer's units) and the output's slope jumps at
-the breakpoints each layer induces (exact, ``analysis.spline_of``); the 2020 paper says deeper
-layers give flatter functions (smaller delta-slopes) and wider breakpoint distributions.
+the breakpoints each layer induces (exact, ``analysis.spline_of``).
+
+Flatter with depth (2020 §1 and §3: "we initialize fully-connected ReLU networks of varying
+depths … as depth increases, delta-slopes have lower variance and thus lead to even flatter
+initial functions") is a statement about *networks* of increasing depth. It is measured on
+networks of depth 1 … ``sweep_depths`` (same width), unit by unit: the output's slope change
+|Δ slope| at every active breakpoint, under He and under PyTorch's default init (which the
+paper's code calls He); each network's median |Δ slope| is one sample, and the claim needs a
+95 % Welch interval. (An earlier version grouped one network's slope jumps by the layer that
+made them, which cannot show a depth trend when every layer is drawn independently.)
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ from ...init import he_, torch_default_
 from ...nn import MLP
 from ...runner import Cell, Claim, Experiment, Report
 from ..plotting import COLORS, markdown_table, new_figure, save_figure
+from ..stats import welch_ci
 
 BETA_BINS = np.linspace(-8, 8, 81).tolist()
 Z_BINS = np.linspace(-8, 8, 81).tolist()
@@ -36,12 +45,16 @@ LOG_JUMP_BINS = np.linspace(-6, 2, 65).tolist()
 
 PROFILES = {
     "quick": {"units": 5_000, "seeds": 2, "deep_width": 8, "deep_depth": 3, "deep_seeds": 3,
-              "deep_interval": 20.0},
+              "deep_interval": 20.0, "sweep_depths": [1, 2, 3], "sweep_seeds": 3},
     "default": {"units": 200_000, "seeds": 5, "deep_width": 64, "deep_depth": 3,
-                "deep_seeds": 40, "deep_interval": 20.0},
+                "deep_seeds": 40, "deep_interval": 20.0, "sweep_depths": [1, 2, 3, 4],
+                "sweep_seeds": 20},
     "paper": {"units": 1_000_000, "seeds": 10, "deep_width": 64, "deep_depth": 3,
-              "deep_seeds": 200, "deep_interval": 20.0},
+              "deep_seeds": 200, "deep_interval": 20.0, "sweep_depths": [1, 2, 3, 4, 5],
+              "sweep_seeds": 100},
 }
+SWEEP_INITS = {"he": "He (normal, N(0, 2/fan_in) biases)", "torch": "PyTorch default"}
+_SHORT = {"he": "He", "torch": "PyTorch default"}
 
 
 def cells(params: Mapping[str, Any]) -> list[Cell]:
@@ -51,6 +64,10 @@ def cells(params: Mapping[str, Any]) -> list[Cell]:
         Cell({"part": "uniform", "units": params["units"]}, shallow),
         Cell({"part": "deep", "width": params["deep_width"], "depth": params["deep_depth"],
               "interval": params["deep_interval"]}, tuple(range(params["deep_seeds"]))),
+        *(Cell({"part": "depth_sweep", "init": init, "width": params["deep_width"],
+                "depth": depth, "interval": params["deep_interval"]},
+               tuple(range(params["sweep_seeds"])))
+          for init in SWEEP_INITS for depth in params["sweep_depths"]),
     ]
 
 
@@ -112,6 +129,25 @@ def _deep(width: int, depth: int, interval: float, seed: int) -> dict[str, Any]:
     return {"layers": layers, "pieces": spline.num_pieces}
 
 
+def _depth_sweep(init: str, width: int, depth: int, interval: float,
+                 seed: int) -> dict[str, Any]:
+    """One network of ``depth`` hidden layers: the output's |Δ slope| at each active
+    breakpoint (one per unit crossing), summarized, with a histogram of log10 |Δ slope|."""
+    model = MLP(1, width, depth, dtype=torch.float64)
+    if init == "he":
+        he_(model, "normal", zero_bias=False, generator=seed)
+    else:
+        torch_default_(model, generator=seed)
+    spline = spline_of(model, -interval, interval)
+    jumps = spline.delta_slopes.abs()[:, 0].numpy()
+    jumps = jumps[jumps > 0]
+    log_jumps = np.log10(jumps) if jumps.size else np.zeros(0)
+    return {"breakpoints": int(jumps.size),
+            "median_jump": float(np.median(jumps)) if jumps.size else 0.0,
+            "rms_jump": float(np.sqrt(np.mean(jumps**2))) if jumps.size else 0.0,
+            "log_jump_hist": np.histogram(log_jumps, bins=LOG_JUMP_BINS)[0].tolist()}
+
+
 def run(settings: Mapping[str, Any], seeds: tuple[int, ...]) -> list[dict[str, Any]]:
     out = []
     for seed in seeds:
@@ -119,6 +155,9 @@ def run(settings: Mapping[str, Any], seeds: tuple[int, ...]) -> list[dict[str, A
             rec = _gaussian(settings["units"], seed)
         elif settings["part"] == "uniform":
             rec = _uniform(settings["units"], seed)
+        elif settings["part"] == "depth_sweep":
+            rec = _depth_sweep(settings["init"], settings["width"], settings["depth"],
+                               settings["interval"], seed)
         else:
             rec = _deep(settings["width"], settings["depth"], settings["interval"], seed)
         out.append({"seed": seed, **rec})
@@ -136,7 +175,7 @@ def _density(ax, counts, bins, label, color, total=None):
 
 def report(records: list[dict], params: Mapping[str, Any], out: Path) -> Report:
     by = {p: [r for r in records if r["settings"]["part"] == p]
-          for p in ("gaussian", "uniform", "deep")}
+          for p in ("gaussian", "uniform", "deep", "depth_sweep")}
     units = params["units"]
     figure, axes = new_figure(3, 2, width=4.2, height=3.2)
     theory = "#444444"
@@ -179,7 +218,7 @@ def report(records: list[dict], params: Mapping[str, Any], out: Path) -> Report:
                      for ell in layers}
     jump_by_layer = {ell: np.concatenate([r["layers"][ell - 1]["abs_jump"] for r in by["deep"]])
                      for ell in layers}
-    figure, axes = new_figure(2, 1, width=4.8, height=3.4)
+    figure, axes = new_figure(2, 2, width=4.8, height=3.4)
     for ell, color in zip(layers, COLORS, strict=False):
         b = beta_by_layer[ell]
         signed = np.concatenate([b, -b])  # |β| mirrored: the law is symmetric
@@ -193,7 +232,21 @@ def report(records: list[dict], params: Mapping[str, Any], out: Path) -> Report:
     axes[0, 0].set_xlabel("breakpoint x (all zero crossings, symmetrized)")
     axes[0, 1].set_title("output slope jump at each layer's active breakpoints", fontsize=9)
     axes[0, 1].set_xlabel("log10 abs Δ slope")
-    for ax in axes[0]:
+    sweep_depths = params["sweep_depths"]
+    sweep = {(init, d): [r for r in by["depth_sweep"] if r["settings"]["init"] == init
+                         and r["settings"]["depth"] == d]
+             for init in SWEEP_INITS for d in sweep_depths}
+    for col, init in enumerate(SWEEP_INITS):
+        ax = axes[1, col]
+        for d, color in zip(sweep_depths, COLORS, strict=False):
+            rs = sweep[(init, d)]
+            if rs:
+                _density(ax, np.sum([r["log_jump_hist"] for r in rs], axis=0), LOG_JUMP_BINS,
+                         f"depth {d}", color)
+        ax.set_title(f"{_SHORT[init]}, width {params['deep_width']}: output |Δ slope| at "
+                     "every breakpoint,\nby network depth", fontsize=9)
+        ax.set_xlabel("log10 abs Δ slope")
+    for ax in axes.ravel():
         ax.legend(fontsize=8)
     name_deep = save_figure(figure, out, "init_distributions_deep.png")
 
@@ -224,6 +277,14 @@ def report(records: list[dict], params: Mapping[str, Any], out: Path) -> Report:
                    for k in ("ks_beta", "ks_mu_given_beta", "ks_mu"))
 
     last = max(layers)
+
+    def log_medians(init, d):
+        return [math.log10(r["median_jump"]) for r in sweep[(init, d)] if r["median_jump"] > 0]
+
+    sweep_median = {(init, d): float(np.median([r["median_jump"] for r in sweep[(init, d)]]))
+                    for init in SWEEP_INITS for d in sweep_depths}
+    flatter = {init: welch_ci(log_medians(init, sweep_depths[0]),
+                              log_medians(init, sweep_depths[-1])) for init in SWEEP_INITS}
     claims = [
         Claim("Gaussian init: β ~ Cauchy(0, σ_b/σ_w), μ∣β ~ Laplace(0, σ_bσ_vσ_w/√(σ_b² + "
               "σ_w²β²)), μ ~ K₀ law (KS: every seed p > 1e-3, median p > 0.05)",
@@ -236,12 +297,17 @@ def report(records: list[dict], params: Mapping[str, Any], out: Path) -> Report:
               value={k: round(float(np.median(pvals("uniform", k))), 3)
                      for k in ("ks_beta", "ks_mu_given_beta", "ks_mu")},
               paper="Thm 1(b), Cor 1(b)", figure=name_shallow),
-        Claim("Deep He network: deeper layers give flatter functions (median abs Δ slope at the "
-              f"breakpoints layer {last} induces < layer 1's)",
-              passed=bool(med_jump[last] < med_jump[1]),
-              value={f"layer {ell}": round(med_jump[ell], 4) for ell in layers},
-              paper="2020 §1 and Fig. 1 (right): delta-slopes concentrate with depth",
-              figure=name_deep),
+        *(Claim(f"{SWEEP_INITS[init]}: deeper networks are flatter — each network's median "
+                f"output |Δ slope| at its breakpoints is lower at depth {sweep_depths[-1]} than at "
+                f"depth {sweep_depths[0]} (95 % Welch interval of the difference in log10 "
+                "medians below 0)",
+                passed=bool(flatter[init][2] < 0),
+                value={**{f"depth {d}": f"{sweep_median[(init, d)]:.3g}" for d in sweep_depths},
+                       "log10 difference": f"{flatter[init][0]:+.3f} [{flatter[init][1]:+.3f}, "
+                                           f"{flatter[init][2]:+.3f}]"},
+                paper="2020 §1, §3 and Fig. 1 (right): \"as depth increases, delta-slopes have "
+                      "lower variance\"", figure=name_deep)
+          for init in SWEEP_INITS),
         Claim(f"Deep He network: the breakpoint distribution grows wider with depth (IQR of "
               f"layer {last}'s breakpoints > layer 1's)",
               passed=bool(iqr[last] > iqr[1]),
@@ -257,6 +323,14 @@ def report(records: list[dict], params: Mapping[str, Any], out: Path) -> Report:
         f"{params['deep_width']}, {params['deep_seeds']} networks, breakpoints on "
         f"[−{params['deep_interval']:g}, {params['deep_interval']:g}] from the exact spline. "
         "Slope jumps are the output's, at the active breakpoints of each layer.\n\n" + deep_table
+        + f"\n\nBy network depth (width {params['deep_width']}, {params['sweep_seeds']} networks "
+        "each): median over networks of each network's median output |Δ slope| and its number "
+        "of active breakpoints.\n\n" + markdown_table(
+            ["init", *(f"depth {d}" for d in sweep_depths)],
+            [[SWEEP_INITS[init], *(
+                f"{sweep_median[(init, d)]:.3g} "
+                f"({np.median([r['breakpoints'] for r in sweep[(init, d)]]):.0f} bp)"
+                for d in sweep_depths)] for init in SWEEP_INITS])
     )
     return Report(claims=claims, markdown=markdown, figures=[name_shallow, name_deep])
 
