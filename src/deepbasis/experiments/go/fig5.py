@@ -193,10 +193,15 @@ def report(records: list[dict], params: Mapping[str, Any], out: Path) -> Report:
               passed=bool(np.all(np.diff(go_test) < 0)) and go_test[-1] < 0.5 * go_test[0],
               value=[round(float(v), 3) for v in go_test],
               paper="Fig. 5: GO's errors fall with data", figure=name),
-        Claim("Glorot's median test error stays O(1) (≥ 0.5 at every size)",
-              passed=bool(np.all(glorot_test >= 0.5)),
-              value=[round(float(v), 3) for v in glorot_test],
-              paper="Fig. 5: Glorot collapses, relative L2 O(1)", figure=name),
+        # "Stays O(1)" alone separates nothing at reduced scale (GO stays ≥ 0.94 there too):
+        # the paper's point is the contrast, so GO must also fall below half of it.
+        Claim("Glorot's median test error stays O(1) (≥ 0.5 at every size) where GO's does "
+              "not (GO's at the largest size < half of Glorot's)",
+              passed=bool(np.all(glorot_test >= 0.5)) and go_test[-1] < 0.5 * glorot_test[-1],
+              value={"Glorot": [round(float(v), 3) for v in glorot_test],
+                     "GO at the largest size": round(float(go_test[-1]), 3)},
+              paper="Fig. 5: Glorot collapses, relative L2 O(1); GO's error falls",
+              figure=name),
         Claim("At the largest size GO's median test error is below Glorot's and orthonormal's",
               passed=go_test[-1] < min(glorot_test[-1], med("orthonormal", "adam", "test")),
               value=f"GO {go_test[-1]:.3f}, Glorot {glorot_test[-1]:.3f}, orthonormal "
