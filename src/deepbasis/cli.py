@@ -145,13 +145,28 @@ def report(
     force: bool = typer.Option(False, "--force",
                                help="Overwrite --out even if it is not an earlier report (a "
                                     "result store or a run's own files are never replaced)."),
+    ledger: bool = typer.Option(False, "--ledger",
+                                help="Write the claims ledger instead: every registered claim "
+                                     "with its verdict and, for a failure, its class (default "
+                                     "--out: DIR/claims.md, with claims.json beside it)."),
 ) -> None:
     """Build one report over every experiment in the folders: all claims first, then each one."""
     from ._files import UnwritableError
     from .runner.reporting import write_combined_report
 
     try:
-        path = write_combined_report(dirs, out, html=html, force=force)
+        if ledger:
+            if html:
+                _fail("--ledger writes markdown (and JSON); leave out --html", 2)
+            from .experiments.reviews import REVIEWS
+            from .runner.ledger import write_ledger
+
+            target = out if out is not None else dirs[0] / "claims.md"
+            command = " ".join(["deepbasis report", *map(str, dirs), "--ledger", "-o",
+                                str(target)])
+            path = write_ledger(dirs, target, REVIEWS, command=command, force=force)
+        else:
+            path = write_combined_report(dirs, out, html=html, force=force)
     except (FileNotFoundError, ValueError) as error:
         _fail(str(error), 2)
     except UnwritableError as error:  # nothing is left behind; an existing report is intact

@@ -1,0 +1,160 @@
+"""What a claim's failure means, from the line-by-line review of the failing claims (issue 23).
+
+The claims ledger (``docs/claims.md``, :mod:`deepbasis.runner.ledger`) puts each claim's verdict
+beside its class here. A review names its claim by a piece of the claim's text that does not
+depend on the profile (the ledger's test checks that each one matches exactly one registered
+claim, so a reworded claim cannot silently lose its review). Classes:
+
+- ``refuted``: a faithful run disagrees with the paper; ``evidence`` names the test in
+  ``tests/test_refutations.py`` that shows it at small scale (or says that none does yet);
+- ``needs the paper profile``: the run is smaller than the paper's; ``note`` says what the
+  review found would change;
+- ``ambiguous in the paper``: the paper allows two readings; ``note`` gives both;
+- ``setup deviation``: our setup cannot do what the claim assumes (said in the note);
+- ``check rewritten``: the old check measured something other than the paper's statement (the
+  review's "check measures something else"); the claim now measures the statement and has not
+  been judged at ``default`` since;
+- ``check measures something else``: found by the review, not yet rewritten (none left).
+
+The review judged the ``default`` profile of the milkert, sahs and go experiments (46 of their
+67 claims passed); cyr2020 was not part of it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+CLASSES = ("refuted", "needs the paper profile", "ambiguous in the paper", "setup deviation",
+           "check rewritten", "check measures something else")
+
+
+@dataclass(frozen=True)
+class Review:
+    """The class of one claim: ``match`` is a piece of its text (profile independent)."""
+
+    match: str
+    cls: str
+    note: str
+    evidence: str = ""
+
+    def __post_init__(self) -> None:
+        if self.cls not in CLASSES:
+            raise ValueError(f"unknown class {self.cls!r}; valid classes: {CLASSES}")
+
+
+_REFUTATIONS = "tests/test_refutations.py::"
+
+REVIEWS: dict[str, list[Review]] = {
+    "sahs.gd_vs_pwl": [
+        Review("need orders of magnitude fewer pieces", "refuted",
+               "Adam reaches the DP optimum's loss at 16 pieces with 52 pieces (3.25 ×), not "
+               "orders of magnitude more.",
+               _REFUTATIONS + "test_adam_reaches_dp_loss_with_fewer_than_ten_times_its_pieces"),
+        Review("Strict ordering among GD variants", "refuted",
+               "SGD + BatchNorm comes last, not between Adam and GD: with a 1-D input "
+               "BatchNorm puts every unit's breakpoint at the batch mean at initialization.",
+               _REFUTATIONS
+               + "test_batchnorm_puts_every_breakpoint_at_the_batch_mean_with_a_1d_input"),
+    ],
+    "sahs.loss_surface": [
+        Review("Remark 1 as printed", "refuted",
+               "The printed 1 − e^{−N²/(H+1)} falls as H grows (a typo); the birthday-problem "
+               "probability matches simulation (the next claim).",
+               _REFUTATIONS + "test_remark1_printed_formula_falls_with_h_while_simulation_rises"),
+    ],
+    "sahs.curvature_correlation": [
+        Review("Depth 1: the correlation", "refuted",
+               "At depth 1 (500 units) the breakpoint density's correlation with |f''| does "
+               "not rise for every target; the paper's own depth-1 rise on x³ is +0.013.",
+               "the experiment's default run (no fast test yet)"),
+        Review("Depth 4: the correlation", "needs the paper profile",
+               "2,000 Adam steps vs the paper's \"until convergence\"; the paper profile trains "
+               "20,000 steps."),
+    ],
+    "sahs.uniform_breakpoints": [
+        Review("Little effect on the quadratic", "refuted",
+               "Found after the review, when the mean comparison became an equivalence test "
+               "with 20 runs per arm: uniform breakpoints lower x²/2's test loss by 19 % (90 % "
+               "interval −35 % to −3 %), not \"little effect\" (the paper's 5 runs, 0.1032 vs "
+               "0.1118, cannot tell either way).",
+               "the experiment's default run, 20 runs per arm (no fast test yet)"),
+    ],
+    "go.fig5": [
+        Review("GO + LSGD reaches a lower test error", "refuted",
+               "Beyond the paper: GO + LSGD does not beat GO + Adam at equal steps.",
+               "the experiment's default run (no fast test yet)"),
+        Review("GO's median test error keeps falling", "needs the paper profile",
+               "600 steps and ≤ 4,096 points vs the paper's ~10⁵ steps and 65,536 points."),
+    ],
+    "milkert.table1": [
+        Review("gives the lowest min and the lowest mean MSE", "needs the paper profile",
+               "4 models per row vs the paper's 30; the two pretrained rows differ by ≤ 2 ×, "
+               "inside seed noise."),
+    ],
+    "sahs.pieces_vs_depth": [
+        Review("does not grow exponentially with depth", "needs the paper profile",
+               "4,000 epochs and 2 seeds give 2.04 ×; the paper's 25,000 epochs and 5 seeds "
+               "give 1.75 ×, as its figure."),
+    ],
+    "go.variance_flow": [
+        Review("A real tanh network follows eq. 2.1", "needs the paper profile",
+               "Finite width: width 256 deviates 6–12 %, width 1024 0.9–1.3 % (eq. 2.1 is the "
+               "infinite-width limit)."),
+    ],
+    "sahs.alpha_regimes": [
+        Review("trained to near-zero loss", "setup deviation",
+               "Gradient descent cannot converge here (tangent-kernel condition number 1e4–1e6 "
+               "at init); second-order training (Levenberg–Marquardt) is being added."),
+        Review("large α (= 30) → closer to the natural cubic spline", "setup deviation",
+               "Judged on unconverged networks (GD did not converge)."),
+        Review("exact α → ∞ limit", "setup deviation",
+               "Judged on unconverged networks (GD did not converge)."),
+    ],
+    "go.fig3": [
+        Review("GO's output stays non-constant with depth", "check rewritten",
+               "Was the absolute output std (GO's small last-layer scale makes it small); now "
+               "1 − R² of a plane fit over 8 seeds. At default it fails at the shallow end, "
+               "not with depth: GO's non-planar share rises 0.40 (depth 2) → 0.94 (depth 16) "
+               "while Glorot's stays ≤ 0.13; the bar \"most of the variance at every depth\", "
+               "fixed before the run, is stricter than the paper's figure."),
+        Review("further from a plane than Glorot's", "check rewritten",
+               "Was Glorot's absolute spread falling with depth, decided by one outlying seed "
+               "(over 8 seeds Glorot falls 0.27 → 0.20); now a Welch interval of 1 − R² "
+               "(passes at default at every depth)."),
+    ],
+    "sahs.init_distributions": [
+        Review("He (normal, N(0, 2/fan_in) biases): deeper networks are flatter",
+               "check rewritten",
+               "Was slope jumps grouped by the layer that made them (no depth trend possible "
+               "under per-layer independent init); now networks of depth 1…4, unit by unit. "
+               "Under He the effect is small (median |Δ slope| 0.095 → 0.088, passes "
+               "narrowly at default)."),
+        Review("PyTorch default: deeper networks are flatter", "check rewritten",
+               "The paper's code calls this init \"He\": median |Δ slope| falls 20 × from "
+               "depth 1 to 4 at default."),
+    ],
+    "sahs.spiky": [
+        Review("Both fit the training data", "check rewritten",
+               "Was a ratio of two small losses; now the paper's own final training loss "
+               "(1.02 for sine, a sum over 20 points) as an absolute bar."),
+    ],
+    "milkert.regions": [
+        Review("Pretraining keeps", "check rewritten",
+               "Was \"exactly 2^d pieces\"; the paper says the regions are retained (≥ 2^d) "
+               "and a clipped partial sum adds a 33rd piece: clipped models now counted apart."),
+    ],
+    "sahs.roughness_by_layer": [
+        Review("most of the output's roughness", "ambiguous in the paper",
+               "Per-layer roughness can be read as the output's slope jumps at the breakpoints "
+               "a layer induces, or as the roughness of the layer's basis functions; sin's "
+               "later-layer share is 0.38–0.62 over seeds, on the 0.5 line (now a 95 % "
+               "interval)."),
+        Review("Same with the basis-roughness reading", "ambiguous in the paper",
+               "The basis-function reading of App. A.2 (see the previous claim)."),
+    ],
+    "sahs.gap_roughness": [
+        Review("falls with width", "ambiguous in the paper",
+               "The width sweep's init is not stated: with σ_v² = 2/H (He) roughness does not "
+               "depend on H, by the paper's own Thm 2; with a fixed σ_v it falls."),
+    ],
+}
