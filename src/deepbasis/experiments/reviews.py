@@ -64,12 +64,19 @@ REVIEWS: dict[str, list[Review]] = {
     ],
     "sahs.curvature_correlation": [
         Review("Depth 1: the correlation", "refuted",
-               "At depth 1 (500 units) the breakpoint density's correlation with |f''| does "
-               "not rise for every target; the paper's own depth-1 rise on x³ is +0.013.",
-               "the experiment's default run (no fast test yet)"),
+               "At depth 1 (500 units) the correlation does not rise for every target: for "
+               "sin(x²) it falls in every seed (Δ −0.060, 95 % interval −0.083 to −0.036; the "
+               "paper: +0.162), and the sin(x) and x³ intervals include 0. Caveat: sin(x²) "
+               "ends at Σε² = 5.9 after 2,000 Adam steps, so \"until convergence\" could "
+               "change it.",
+               _REFUTATIONS + "test_shallow_breakpoints_move_away_from_the_curvature_of_sin_x2"),
         Review("Depth 4: the correlation", "needs the paper profile",
-               "2,000 Adam steps vs the paper's \"until convergence\"; the paper profile trains "
-               "20,000 steps."),
+               "2,000 Adam steps vs the paper's \"until convergence\": x³ ends at Σε² = 0.12 "
+               "with Δ ≈ 0 (the paper: −0.900 → +0.688); the other three rise. The paper "
+               "profile trains 20,000 steps."),
+        Review("The rise is larger at depth 4 than at depth 1", "needs the paper profile",
+               "Holds for sin(x) and sin(x²); x³ (unconverged at depth 4) and the cubic spline "
+               "(interval −0.05 to +0.16 with 3 seeds) do not show it."),
     ],
     "sahs.uniform_breakpoints": [
         Review("Little effect on the quadratic", "refuted",
