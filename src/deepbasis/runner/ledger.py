@@ -131,8 +131,9 @@ def ledger_markdown(rows: Sequence[LedgerRow], *, command: str) -> str:
         "faithful run disagrees with the paper; the evidence names the test that shows it), "
         "*needs the paper profile*, *ambiguous in the paper*, *setup deviation*, or *check "
         "rewritten* (the old check measured something else; the verdict shown is the new "
-        "check's, at the profile shown). A row's class says what the review found at "
-        "`default`, whatever profile its verdict comes from.", "",
+        "check's, at the profile shown), or *inconclusive* (an interval that straddles the "
+        "claim's margin). A row's class says what the review found at `default`, whatever "
+        "profile its verdict comes from.", "",
         f"**{sum(c['verdict'].values())} claims** in {len({r.experiment for r in rows})} "
         f"experiments: {verdicts}; {profiles}.",
         f"**Classes (review of `default`):** {classes or 'none'}.",
