@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+import os
 import signal
 import warnings
 
@@ -235,21 +236,21 @@ def test_joint_and_projection_reach_the_same_minimum(seed):
 
 
 def test_poisson_pinn_reaches_what_lsgd_does_not():
-    # A small 2-D Poisson PINN: a few dozen LM iterations get the solution to ~1e-5, which is
-    # far below what LSGD's Adam reaches in the same number of iterations.
+    # A small 2-D Poisson PINN: 100 LM iterations get the solution to 1e-5…1e-3 (seeds 0–3),
+    # 20× and more below what LSGD's Adam reaches in the same number of iterations (0.08–0.3).
     case = pde_problem("poisson", 15, error_grid=31)
     model = db.MLP(2, 16, 1, activation="tanh", dtype=F64)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         db.init.box_(model, generator=0)
     start = [p.detach().clone() for p in model.parameters()]
-    history = db.fit(model, case.problem, method="lm", steps=60, progress=False)
+    history = db.fit(model, case.problem, method="lm", steps=100, progress=False)
     lm_error = case.relative_error(model)
     with torch.no_grad():
         for p, s in zip(model.parameters(), start, strict=True):
             p.copy_(s)
-    db.fit(model, case.problem, method="lsgd", steps=60, progress=False)
-    assert lm_error < 1e-3 and lm_error < case.relative_error(model) / 10, history.message
+    db.fit(model, case.problem, method="lsgd", steps=100, progress=False)
+    assert lm_error < 3e-3 and lm_error < case.relative_error(model) / 20, history.message
 
 
 def test_interrupt_leaves_the_last_accepted_state_with_a_matching_head():
@@ -278,9 +279,12 @@ def test_ctrl_c_between_iterations_leaves_a_consistent_model():
     case = pde_problem("heat", 21, error_grid=11)
     model = _mlp(width=24, depth=2)
 
-    def handler(signum, frame):
-        raise KeyboardInterrupt
+    def handler(signum, frame):  # a real Ctrl-C, at a random point of an iteration
+        os.kill(os.getpid(), signal.SIGINT)
 
+    # One iteration first: torch imports modules lazily on its first calls, and an interrupt
+    # in the middle of an import leaves that module half-initialized for the whole process.
+    db.fit(_mlp(width=24, depth=2), case.problem, method="lm", steps=1, progress=False)
     previous = signal.signal(signal.SIGALRM, handler)
     signal.setitimer(signal.ITIMER_REAL, 0.3)
     try:
@@ -290,8 +294,12 @@ def test_ctrl_c_between_iterations_leaves_a_consistent_model():
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
     history = caught.value.history
-    loss = float(case.problem.loss(model).detach())
-    assert loss == pytest.approx(history.final_loss, rel=1e-9)
+    rows = ResidualRows(model, case.problem)
+    A, b = rows.design(rows.pack())
+    theta = db.train.head_parameters(model.head).detach()
+    assert float(((A @ theta - b) ** 2).sum()) == history.final_loss  # the state it describes
+    assert float(case.problem.loss(model).detach()) == pytest.approx(history.final_loss,
+                                                                      rel=1e-6)
 
 
 class _Fragile(nn.Module):
@@ -320,7 +328,7 @@ def test_a_non_finite_trial_step_is_rejected_not_applied():
                      optimizer_options={"damping": 1e-12})
     assert not all(history.trace["accepted"][1:])  # some trial steps went to NaN ...
     assert all(math.isfinite(v) for v in history.loss)  # ... and none was taken
-    assert float(model.layer.weight.abs().max()) <= 2
+    assert float(model.layer.weight.detach().abs().max()) <= 2
     assert history.final_loss < history.loss[0]
 
 
@@ -382,10 +390,25 @@ def test_head_options_apply_to_every_solve(lstsq_method):
 
 
 def test_any_basis_network_takes_the_general_jacobian():
-    x = torch.linspace(-1, 1, 40, dtype=F64)[:, None]
-    model = _Fragile()
-    history = db.fit(model, x, torch.sin(5 * x), method="lm", steps=15, progress=False)
-    assert history.final_loss < 1e-2 * history.loss[0]
+    # The teacher–student problem on a basis network that is not a deepbasis MLP: the general
+    # (torch.func) Jacobian drives LM to the same rounding-level minimum.
+    class Plain(nn.Module):
+        def __init__(self, mlp):
+            super().__init__()
+            self.layer = mlp.layers[0]
+            self.head = mlp.head
+
+        def features(self, x):
+            return torch.tanh(self.layer(x))
+
+        def forward(self, x):
+            return self.head(self.features(x))
+
+    student, x, y = _teacher_student(0)
+    model = Plain(student)
+    history = db.fit(model, x, y, method="lm", steps=300, progress=False)
+    assert not ResidualRows(model, Regression(x, y)).fast
+    assert history.final_loss <= 1e-28, history.message
 
 
 def test_fit_ensemble_lm_members_equal_separate_fits():

@@ -136,7 +136,7 @@ def _adam_lbfgs(model, case, settings, start, budget, common):
         before = [p.detach().clone() for p in model.parameters()]
         loss = optimizer.step(closure)
         steps += 20
-        if not math.isfinite(float(loss)):  # keep the last finite state and stop
+        if not math.isfinite(float(loss.detach())):  # keep the last finite state and stop
             with torch.no_grad():
                 for p, old in zip(model.parameters(), before, strict=True):
                     p.copy_(old)

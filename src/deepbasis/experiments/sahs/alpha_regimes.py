@@ -274,13 +274,14 @@ def _report_trainer(records, params, out, trainer, judged):
                 paper="Table 2 (judged on the converged networks)", figure=name))
             continue
         claims.append(Claim(
-            f"{label}, {init} init: small α (= {alphas[0]:g}) → closer to the linear interpolant than to "
-            f"the natural cubic spline",
+            f"{label}, {init} init: small α (= {alphas[0]:g}) → closer to the linear "
+            "interpolant than to the natural cubic spline",
             passed=bool(l_small < c_small), value={"to linear": l_small, "to cubic": c_small},
             paper="Table 2: small α ≈ linear interpolation (values lost in our copy)",
             figure=name))
         claims.append(Claim(
-            f"{label}, {init} init: large α (= {alphas[-1]:g}) → closer to the natural cubic spline",
+            f"{label}, {init} init: large α (= {alphas[-1]:g}) → closer to the natural cubic "
+            "spline",
             passed=bool(c_large < l_large), value={"to linear": l_large, "to cubic": c_large},
             paper="Table 2 / Cor. 4: large α ≈ natural cubic spline", figure=name))
         l_limit, c_limit = summary[init]["limit"]
