@@ -4,6 +4,7 @@ and two-stage training of reparameterized networks."""
 from .ensemble import EnsembleResult, fit_ensemble
 from .fit import fit
 from .history import History
+from .lm import LMOptions
 from .lstsq import (
     GCVResult,
     LstsqResult,
@@ -24,6 +25,7 @@ __all__ = [
     "GCVResult",
     "History",
     "Identity",
+    "LMOptions",
     "fit",
     "fit_ensemble",
     "fit_two_stage",
