@@ -17,6 +17,7 @@ error-vs-time curves are drawn (the experiment beyond.pde_accuracy's report):
     python benchmarks/bench_pde.py                  # all four problems, 60 s per method
     python benchmarks/bench_pde.py --budget 20 --pdes poisson
     python benchmarks/bench_pde.py --jacobian       # the Jacobian timings only (2-D Poisson)
+    python benchmarks/bench_pde.py --solvers        # normal vs kernel vs QR per trial step
 
 Never fails on timing: it reports.
 """
@@ -78,6 +79,37 @@ def jacobian_timings() -> None:
             general = f"{time.perf_counter() - tic:.2f} s"
         print(f"{f'2-{width}×{depth}-1':>18} {f'{rows.rows}×{rows.size}':>14} "
               f"{fast:>13.3f} s {general:>11} {iteration:>15.3f} s")
+
+
+def solver_timings() -> None:
+    """Per-trial cost and accuracy of the normal, kernel and QR solves (lm.py's table)."""
+    from deepbasis import fit
+
+    print("one trial step after 30 LM iterations, μ = 1e-9 max diag(JᵀJ), one thread")
+    for width, depth, n in ((64, 1, 51), (32, 2, 51), (32, 2, 15)):
+        case = pde_problem("poisson", n)
+        model = MLP(2, width, depth, activation="tanh", dtype=torch.float64)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            init.box_(model, generator=0)
+        fit(model, case.problem, method="lm", steps=30, progress=False)
+        rows = ResidualRows(model, case.problem)
+        xi = rows.pack()
+        A, b = rows.design(xi)
+        state = _State(rows, model, xi, solve_head(A, b), 0.0)
+        steps = {}
+        for solver in ("normal", "kernel", "qr"):
+            system = _System(rows, state, joint=False, options=LMOptions(solver=solver))
+            scale = system.damping_scale(None)
+            mu = 1e-9 * system.max_diagonal()
+            system.step(mu, scale)  # the kernel form builds its matrix on the first call
+            tic = time.perf_counter()
+            steps[solver] = (system.step(mu, scale), time.perf_counter() - tic)
+        reference = steps["qr"][0]
+        text = " | ".join(f"{s} {t * 1e3:.1f} ms (δ off QR's by "
+                          f"{float((d - reference).norm() / reference.norm()):.0e})"
+                          for s, (d, t) in steps.items())
+        print(f"  {rows.rows} × {rows.size}: {text}")
 
 
 def deepxde_recipe(name: str, n: int, width: int, adam_steps: int) -> tuple[float, float]:
@@ -142,13 +174,14 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--pdes", nargs="+", default=list(PDES), choices=PDES)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--jacobian", action="store_true", help="Jacobian timings only")
+    parser.add_argument("--solvers", action="store_true", help="linear-solver timings only")
     parser.add_argument("--no-deepxde", action="store_true")
     parser.add_argument("--deepxde-adam", type=int, default=5000)
     parser.add_argument("--out", type=Path, default=Path("results/bench_pde"))
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    if args.jacobian:
-        jacobian_timings()
+    if args.jacobian or args.solvers:
+        jacobian_timings() if args.jacobian else solver_timings()
         return {}
     params = {**pde_accuracy.PROFILES["default"], "pdes": args.pdes, "budget": args.budget,
               "seeds": args.seeds}
