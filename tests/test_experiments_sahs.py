@@ -23,3 +23,13 @@ def test_quick_profile_runs_and_reports(experiment_id, tmp_path):
     assert "not judged" in report  # quick is a smoke check
     pngs = list(tmp_path.glob("*.png"))
     assert pngs and all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
+
+
+def test_alpha_regimes_lm_reaches_the_papers_near_zero_loss(tmp_path):
+    # GD stops far above the tolerance in the quick profile's 100 epochs; Levenberg–Marquardt
+    # on the same networks reaches it (the kernel regime, α = 30).
+    run_experiment("sahs.alpha_regimes", "quick", tmp_path, progress=False)
+    records = [json.loads(line) for line in (tmp_path / "records.jsonl").read_text().splitlines()]
+    by = {(r["settings"]["trainer"], r["settings"]["alpha"]): r for r in records}
+    tolerance = get_experiment("sahs.alpha_regimes").params("quick")["tolerance"]
+    assert by[("lm", 30.0)]["train_loss"] < tolerance < by[("gd", 30.0)]["train_loss"]
