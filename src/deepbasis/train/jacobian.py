@@ -303,24 +303,10 @@ def activation_derivatives(activation: nn.Module, z: torch.Tensor, order: int
     nested forward-mode derivatives along a tangent of ones.
     """
     name = type(activation).__name__
-    if name == "Tanh":
-        t = torch.tanh(z)
-        out = [t]
-        if order >= 1:  # derivatives of tanh are polynomials in t: p' = p'(t) (1 − t²)
-            coefficients = [0.0, 1.0]  # p(t) = t
-            for _ in range(order):
-                # d/dz Σ a_k t^k = Σ k a_k t^{k−1} (1 − t²)
-                d = [0.0] * (len(coefficients) + 1)
-                for k, a in enumerate(coefficients):
-                    if k and a:
-                        d[k - 1] += k * a
-                        d[k + 1] -= k * a
-                coefficients = d
-                value = torch.zeros_like(t)
-                for a in reversed(coefficients):
-                    value = value * t + a
-                out.append(value)
-        return out
+    if name == "Tanh":  # t' = 1 − t²
+        return _derivatives_of_riccati(torch.tanh(z), (1.0, 0.0, -1.0), order)
+    if name == "Sigmoid":  # s' = s − s²
+        return _derivatives_of_riccati(torch.sigmoid(z), (0.0, 1.0, -1.0), order)
     if name == "Sine":
         s, c = torch.sin(z), torch.cos(z)
         cycle = [s, c, -s, -c]
@@ -330,27 +316,31 @@ def activation_derivatives(activation: nn.Module, z: torch.Tensor, order: int
         return [torch.relu(z)] + [step] + [torch.zeros_like(z)] * max(order - 1, 0)
     if name == "Identity":
         return [z] + [torch.ones_like(z)] + [torch.zeros_like(z)] * max(order - 1, 0)
-    if name == "Sigmoid":
-        s = torch.sigmoid(z)
-        out = [s]
-        coefficients = [0.0, 1.0]  # p(s) = s, p' = p'(s) s (1 − s)
-        for _ in range(order):
-            d = [0.0] * (len(coefficients) + 1)
-            for k, a in enumerate(coefficients):
-                if k and a:
-                    d[k] += k * a
-                    d[k + 1] -= k * a
-            coefficients = d
-            value = torch.zeros_like(s)
-            for a in reversed(coefficients):
-                value = value * s + a
-            out.append(value)
-        return out
     out = [activation(z)]
     fn: Callable[[torch.Tensor], torch.Tensor] = activation
     for _ in range(order):
         fn = _elementwise_derivative(fn)
         out.append(fn(z))
+    return out
+
+
+def _derivatives_of_riccati(u: torch.Tensor, q: tuple[float, ...], order: int
+                            ) -> list[torch.Tensor]:
+    """``[u, u', …, u^{(order)}]`` of a function with u' = q(u), q a polynomial (coefficients
+    by rising power): every derivative is a polynomial p(u), and (p(u))' = p'(u) q(u)."""
+    out = [u]
+    p = [0.0, 1.0]  # p(u) = u
+    for _ in range(order):
+        dp = [k * a for k, a in enumerate(p)][1:]  # p'
+        product = [0.0] * (len(dp) + len(q) - 1)
+        for i, a in enumerate(dp):
+            for j, b in enumerate(q):
+                product[i + j] += a * b
+        p = product
+        value = torch.zeros_like(u)
+        for a in reversed(p):  # Horner
+            value = value * u + a
+        out.append(value)
     return out
 
 
