@@ -53,9 +53,11 @@ def test_pde_accuracy_quick_profile_runs_and_reports(tmp_path):
     experiment = get_experiment("beyond.pde_accuracy")
     cells = experiment.cells(experiment.params("quick"))
     assert len(result.records) == sum(len(c.seeds) for c in cells) == 16
-    for record in result.records:
-        assert len(record["times"]) == len(record["errors"]) >= 1
-        assert record["wall_time"] >= experiment.params("quick")["budget"]
+    budget = experiment.params("quick")["budget"]
+    for record in result.records:  # a run ends at the budget, or earlier when LM converges
+        times = record["times"]
+        assert len(times) == len(record["errors"]) >= 1
+        assert times == sorted(times) and 0 < record["wall_time"] < budget + 30
     claims = json.loads((tmp_path / "claims.json").read_text())
     assert len(claims) == 2 and all(isinstance(c["passed"], bool) for c in claims)
     assert "not judged" in (tmp_path / "report.md").read_text()
