@@ -55,7 +55,7 @@ from .checks import as_problem, check_model_finite, check_settings, model_settin
 from .engines.stacked import StackedMLPEngine, stackable
 from .engines.vmap import VmapEngine
 from .history import History
-from .lm import fit_lm, lm_options
+from .lm import fit_lm, lm_options, lm_settings
 from .loop import Callback, Metric, make_history, run_loop
 from .lstsq import head_of
 from .problem import Problem
@@ -188,10 +188,7 @@ def _fit_lm_members(models, seeds, problem, settings, *, steps, options, threads
     options = lm_options(options)
     for model in models[1:]:
         problem.validate(model)
-    settings = {k: v for k, v in settings.items() if k not in ("lr", "optimizer")}
-    settings.update(model_settings(models[0], head_of(models[0]), problem))
-    settings["ensemble"] = len(models)
-    settings["optimizer_options"] = dict(vars(options))
+    settings = {**lm_settings(settings, models[0], problem, options), "ensemble": len(models)}
     histories: list[History] = []
     progress = keywords.pop("progress")
     try:
@@ -211,22 +208,22 @@ def _fit_lm_members(models, seeds, problem, settings, *, steps, options, threads
 
 
 def _lm_result(models, seeds, histories, steps) -> EnsembleResult:
-    losses = np.full((len(models), steps + 1), np.nan)
-    for e, history in enumerate(histories):
-        losses[e, :len(history.loss)] = history.loss
     failed = {e: h.steps for e, h in enumerate(histories) if h.stop_reason == "non-finite"}
-    return EnsembleResult(models=models, histories=histories, seeds=list(seeds[:len(models)]),
-                          failed=failed, losses=losses)
+    return _ensemble_result(models, list(seeds[:len(models)]), histories, failed, steps)
 
 
 def _result(models, seeds, outcomes, times, method, settings, steps) -> EnsembleResult:
-    histories = []
-    for seed, outcome in zip(seeds, outcomes, strict=True):
-        histories.append(make_history(outcome, times, method, {**settings, "seed": seed}))
+    histories = [make_history(outcome, times, method, {**settings, "seed": seed})
+                 for seed, outcome in zip(seeds, outcomes, strict=True)]
+    failed = {e: o.failed_step for e, o in enumerate(outcomes) if o.failed_step is not None}
+    return _ensemble_result(models, seeds, histories, failed, steps)
+
+
+def _ensemble_result(models, seeds, histories, failed, steps) -> EnsembleResult:
+    """The result, with every member's loss curve in one ``(E, steps + 1)`` array."""
     losses = np.full((len(models), steps + 1), np.nan)
     for e, history in enumerate(histories):
         losses[e, :len(history.loss)] = history.loss
-    failed = {e: o.failed_step for e, o in enumerate(outcomes) if o.failed_step is not None}
     return EnsembleResult(models=models, histories=histories, seeds=seeds, failed=failed,
                           losses=losses)
 

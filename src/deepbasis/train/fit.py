@@ -42,7 +42,7 @@ from .checks import as_problem, check_model_finite, check_settings, model_settin
 from .engines.single import SingleEngine
 from .engines.stacked import StackedMLPEngine, stackable
 from .history import History
-from .lm import fit_lm, lm_options
+from .lm import fit_lm, lm_options, lm_settings
 from .loop import Callback, Metric, Outcome, make_history, run_loop
 from .lstsq import head_of
 from .problem import Problem
@@ -196,9 +196,7 @@ def fit(
 
 def _fit_lm(model, head, problem, settings, *, options, threads, **keywords) -> History:
     options = lm_options(options)
-    settings.update(model_settings(model, head, problem))
-    settings.pop("lr"), settings.pop("optimizer")
-    settings["optimizer_options"] = {k: v for k, v in vars(options).items()}
+    settings = lm_settings(settings, model, problem, options)
     with thread_policy(threads, work=model_work(problem_rows(problem), model),
                        device=head.weight.device):
         history = fit_lm(model, problem, options=options, settings=settings, **keywords)

@@ -107,11 +107,12 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .._checks import check_choice
+from .checks import model_settings
 from .history import History
 from .jacobian import ResidualRows
 from .loop import _HeldInterrupt
 from .lstsq import set_head_, solve_head, solve_options
-from .problem import head_parameters
+from .problem import head_parameters, problem_loss
 
 VARIANTS = ("projection", "joint")
 SCALINGS = ("identity", "diagonal")
@@ -174,6 +175,16 @@ def lm_options(options: Mapping[str, Any] | None) -> LMOptions:
     return result
 
 
+def lm_settings(settings: Mapping[str, Any], model: nn.Module, problem,
+                options: LMOptions) -> dict[str, Any]:
+    """A run's recorded settings for LM: fit's checked ones less the first-order optimizer's
+    (``lr``, ``optimizer``), the model's and problem's, and the LM options."""
+    out = {k: v for k, v in settings.items() if k not in ("lr", "optimizer")}
+    out.update(model_settings(model, model.head, problem))
+    out["optimizer_options"] = dict(vars(options))
+    return out
+
+
 def fit_lm(model: nn.Module, problem, *, steps: int, options: LMOptions,
            target_loss: float | None = None, callbacks: Sequence[Callable] = (),
            metrics: Mapping[str, Callable] | None = None, metric_every: int = 1,
@@ -203,7 +214,7 @@ def fit_lm(model: nn.Module, problem, *, steps: int, options: LMOptions,
         theta = head_parameters(head).detach().clone()  # (w + 1, m)
     else:
         theta = solve_head(A, b, **solve)  # (w + 1, m)
-    loss = _loss(A, theta, b)
+    loss = float(problem_loss(A, b, theta))
     history = History(loss=[loss], time=[perf_counter() - start], method="lm",
                       settings=dict(settings or {}), metrics={k: [] for k in metrics})
     history.trace = {"damping": [math.nan], "accepted": [True], "jacobian_s": [0.0],
@@ -214,7 +225,7 @@ def fit_lm(model: nn.Module, problem, *, steps: int, options: LMOptions,
     hold = _HeldInterrupt()
     try:
         with hold:
-            stop = _run(state, rows, problem, history, options, solve, joint, steps,
+            stop = _run(state, rows, history, options, solve, joint, steps,
                         target_loss, callbacks, metrics, metric_every, bar, hold, start)
     except BaseException as error:
         hold.holding = True
@@ -266,7 +277,7 @@ def _end_at_state(history: History, state: _State) -> None:
                 values.pop()
 
 
-def _run(state, rows, problem, history, options, solve, joint, steps, target_loss,
+def _run(state, rows, history, options, solve, joint, steps, target_loss,
          callbacks, metrics, metric_every, bar, hold, start):
     mu = nu = None
     scale = None
@@ -365,10 +376,6 @@ def _observe(state, step, steps, callbacks, metrics, metric_every, history, hold
     return None
 
 
-def _loss(A: torch.Tensor, theta: torch.Tensor, b: torch.Tensor) -> float:
-    return float(((A @ theta - b) ** 2).sum())
-
-
 def _trial(rows, state, delta, joint, solve):
     """(ξ', θ', loss') after the step δ, or None if the loss is not finite."""
     delta = delta.to(state.xi.dtype)
@@ -378,7 +385,7 @@ def _trial(rows, state, delta, joint, solve):
         theta = state.theta + delta[rows.size:].view(state.theta.shape[1], -1).mT
     else:
         theta = solve_head(A, b, **solve)
-    loss = _loss(A, theta, b)
+    loss = float(problem_loss(A, b, theta))
     return (xi, theta, loss) if math.isfinite(loss) else None
 
 
