@@ -46,7 +46,7 @@ import torch
 from torch import nn
 
 from .engines.vmap import _RowsOf
-from .operators import LinearProblem, _prepare_jvp
+from .operators import LinearProblem
 from .problem import Regression
 
 Index = tuple[int, ...]
@@ -80,8 +80,9 @@ class ResidualRows:
         self.size = sum(math.prod(s) for s in self.shapes)
         self.outputs = head.out_features
         self.bias = head.bias is not None
-        self.fast = _fast_terms(model, problem) is not None and len(self.names) == len(named)
-        self._terms = _fast_terms(model, problem) if self.fast else None
+        # the Taylor streams differentiate every hidden parameter; a frozen one needs torch.func
+        self._terms = _fast_terms(model, problem) if len(self.names) == len(named) else None
+        self.fast = self._terms is not None
         if self.fast:
             self.rows = sum(t.points.shape[0] for t in self._terms)
         else:
@@ -140,8 +141,6 @@ class ResidualRows:
             A_of, _ = torch.func.functional_call(self._skeleton, self._params(flat), ())
             return (A_of @ theta).mT.reshape(-1)  # (m · R,)
 
-        if not _jvp_ready():
-            _prepare_jvp(xi)
         transform = torch.func.jacrev if A.shape[0] * self.outputs < self.size else \
             torch.func.jacfwd
         J = transform(output)(xi.detach())  # (m · R, P)
@@ -149,12 +148,6 @@ class ResidualRows:
 
     def _params(self, xi: torch.Tensor) -> dict[str, torch.Tensor]:
         return {"model." + n: v for n, v in zip(self.names, self.unpack(xi), strict=True)}
-
-
-def _jvp_ready() -> bool:
-    from . import operators
-
-    return operators._JVP_READY
 
 
 # -- the fast path: Taylor streams through an MLP ------------------------------------------
