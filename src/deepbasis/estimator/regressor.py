@@ -619,20 +619,14 @@ class BasisRegressor(RegressorMixin, BaseEstimator):
     def _posterior(self, model: MLP, x, z, w, head, scale) -> None:
         """noise_std_, head_ridge_ and head_covariance_ (see ``predict(return_std=True)``)."""
         m = z.shape[1]
-        A, b, rows = _weighted_rows(model, x, z, w)
-        result = gcv_lstsq(A, b, rows=rows)
-        ridge = result.ridge if head == "gcv" else torch.zeros_like(result.ridge)  # (m,)
-        U, S, Vh = torch.linalg.svd(A, full_matrices=False)
-        kept = S > torch.finfo(A.dtype).eps * max(A.shape) * S[:1]
-        s2 = torch.where(kept, S * S, torch.zeros_like(S))
-        noise, dof = _noise_variance(model, x, z, w, head, self._validation_mask)  # (m,) (m,)
+        features = design_matrix(model.features(x))  # (N, w + 1): one forward pass for both
+        A, b, rows = _weigh_rows(features, z, w)
+        _, ridge, _, Vh, inverse = _ridge_posterior(A, b, rows, head)  # every row's head
+        noise, dof = _noise_variance(features, z, w, head, self._validation_mask)  # (m,) (m,)
         # σ is estimated from ν residual degrees of freedom: the predictive distribution is then
         # Student-t with ν degrees of freedom (σ² with the noninformative prior), whose variance
         # is ν / (ν − 2) times the plug-in one; both terms below carry that factor.
         noise = noise * dof / (dof - 2).clamp_min(1.0)
-        inverse = torch.where(kept[:, None], 1.0 / (s2[:, None] + ridge[None, :]),
-                              torch.zeros_like(ridge[None, :]))  # (k, m)
-        inverse = inverse.nan_to_num(0.0, posinf=0.0)
         units = torch.as_tensor(scale, dtype=A.dtype, device=A.device)  # (m,)
         cov = torch.einsum("kw,km,kv->mwv", Vh, inverse, Vh)  # (m, w + 1, w + 1)
         cov = cov * (noise * units**2)[:, None, None]
@@ -926,7 +920,11 @@ class _WeightedRegression(Regression):
 
 def _weighted_rows(model: MLP, x, z, w):
     """Design rows and targets scaled by √w, and the number of rows GCV counts (Σ w)."""
-    A = design_matrix(model.features(x))  # (N, w + 1)
+    return _weigh_rows(design_matrix(model.features(x)), z, w)  # (N, w + 1)
+
+
+def _weigh_rows(A: torch.Tensor, z, w):
+    """:func:`_weighted_rows` of design rows ``A`` already computed."""
     if w is None:
         return A, z.to(A.dtype), float(A.shape[0])
     root = torch.sqrt(w)[:, None]
@@ -1057,7 +1055,7 @@ def _ridge_posterior(A: torch.Tensor, b: torch.Tensor, rows: float, head: str):
 
 
 @torch.no_grad()
-def _noise_variance(model: MLP, x, z, w, head: str, validation_mask
+def _noise_variance(features: torch.Tensor, z, w, head: str, validation_mask
                     ) -> tuple[torch.Tensor, torch.Tensor]:
     """The noise variance σ² of each output (standardized units) and its residual degrees of
     freedom ν, both ``(m,)``.
@@ -1071,15 +1069,13 @@ def _noise_variance(model: MLP, x, z, w, head: str, validation_mask
     held-out rows significantly worse (the training rows are overfit) ⇒ σ²_val alone; else
     both pooled by their degrees of freedom. Without held-out rows: GCV on every row.
     """
-    features = design_matrix(model.features(x))  # (N, k)
-    weights = torch.ones(len(x), dtype=features.dtype, device=features.device) if w is None \
+    n = features.shape[0]  # features: the design rows [Φ(x), 1], (N, k)
+    weights = torch.ones(n, dtype=features.dtype, device=features.device) if w is None \
         else w.to(features.dtype)
     z = z.to(features.dtype)
-    train = torch.ones(len(x), dtype=torch.bool, device=features.device) \
+    train = torch.ones(n, dtype=torch.bool, device=features.device) \
         if validation_mask is None else ~torch.as_tensor(validation_mask, device=features.device)
-    root = weights[train].sqrt()[:, None]
-    A, b = features[train] * root, z[train] * root
-    rows = float(weights[train].sum())
+    A, b, rows = _weigh_rows(features[train], z[train], weights[train])
     theta, _, dof, Vh, inverse = _ridge_posterior(A, b, rows, head)
     residual = ((A @ theta - b) ** 2).sum(dim=0)  # (m,)
     nu_train = (rows - dof).clamp_min(1.0)
