@@ -29,12 +29,11 @@ import math
 import os
 import sys
 import time
-import warnings
 from pathlib import Path
 
 import torch
 
-from deepbasis import MLP, init
+from deepbasis import fit
 from deepbasis.experiments.beyond import pde_accuracy
 from deepbasis.problems.pdes import PDES, pde_problem
 from deepbasis.train.engines.vmap import _RowsOf
@@ -51,10 +50,7 @@ def jacobian_timings() -> None:
           f"{'torch.func':>11} {'one LM iteration':>17}")
     for depth in (1, 2, 3):
         width = 64 if depth == 1 else 32
-        model = MLP(2, width, depth, activation="tanh", dtype=torch.float64)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            init.box_(model, generator=0)
+        model = pde_accuracy.network(width, depth, seed=0)
         rows = ResidualRows(model, case.problem)
         xi = rows.pack()
         A, b = rows.design(xi)
@@ -83,15 +79,10 @@ def jacobian_timings() -> None:
 
 def solver_timings() -> None:
     """Per-trial cost and accuracy of the normal, kernel and QR solves (lm.py's table)."""
-    from deepbasis import fit
-
     print("one trial step after 30 LM iterations, μ = 1e-9 max diag(JᵀJ), one thread")
     for width, depth, n in ((64, 1, 51), (32, 2, 51), (32, 2, 15)):
         case = pde_problem("poisson", n)
-        model = MLP(2, width, depth, activation="tanh", dtype=torch.float64)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            init.box_(model, generator=0)
+        model = pde_accuracy.network(width, depth, seed=0)
         fit(model, case.problem, method="lm", steps=30, progress=False)
         rows = ResidualRows(model, case.problem)
         xi = rows.pack()
@@ -195,18 +186,9 @@ def main(argv: list[str] | None = None) -> dict:
                   f"{record['steps']} steps", flush=True)
     other_scale = []
     for pde in args.pdes:  # the damping-scale study: LM (projection) with the identity
-        case = pde_problem(pde, params["n"], error_grid=params["error_grid"])
-        model = MLP(2, params["width"], 1, activation="tanh", dtype=torch.float64)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            init.box_(model, generator=args.seeds[0])
-        from deepbasis import fit
-
-        start = time.perf_counter()
-        fit(model, case.problem, method="lm", steps=10**7, progress=False,
-            optimizer_options={"scaling": "identity"},
-            callbacks=[lambda *a, start=start: time.perf_counter() - start > args.budget])
-        other_scale.append((pde, case.relative_error(model)))
+        settings = {**params, "pde": pde, "method": "lm", "lm_scaling": "identity"}
+        record = pde_accuracy.train(settings, args.seeds[0])
+        other_scale.append((pde, record["relative_l2"]))
         print(f"{pde:>10} {'LM, identity scaling':>26}: error {other_scale[-1][1]:.2e}",
               flush=True)
     args.out.mkdir(parents=True, exist_ok=True)

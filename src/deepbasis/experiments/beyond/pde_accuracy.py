@@ -69,14 +69,18 @@ def run(settings: Mapping[str, Any], seeds: tuple[int, ...]) -> list[dict[str, A
         return [train(settings, seed) for seed in seeds]
 
 
+def network(width: int, depth: int, seed: int, activation: str = "tanh") -> MLP:
+    """The study's network: ``MLP(2, width, depth)``, float64, Box-initialized with ``seed``."""
+    model = MLP(2, width, depth, activation=activation, dtype=torch.float64)
+    with warnings.catch_warnings():  # Box init warns that it was designed for ReLU
+        warnings.simplefilter("ignore", UserWarning)
+        return init.box_(model, generator=seed)
+
+
 def train(settings: Mapping[str, Any], seed: int) -> dict[str, Any]:
     """One method on one PDE for ``settings["budget"]`` seconds: the error-vs-time record."""
     case = pde_problem(settings["pde"], settings["n"], error_grid=settings["error_grid"])
-    model = MLP(2, settings["width"], settings["depth"], activation=settings["activation"],
-                dtype=torch.float64)
-    with warnings.catch_warnings():  # Box init warns that it was designed for ReLU
-        warnings.simplefilter("ignore", UserWarning)
-        init.box_(model, generator=seed)
+    model = network(settings["width"], settings["depth"], seed, settings["activation"])
     budget = float(settings["budget"])
     method = settings["method"]
     start = perf_counter()
@@ -88,8 +92,10 @@ def train(settings: Mapping[str, Any], seed: int) -> dict[str, Any]:
     common = {"callbacks": [out_of_time], "metrics": metrics, "progress": False,
               "steps": 10**7}
     if method in ("lm", "lm_joint"):
-        variant = "joint" if method == "lm_joint" else "projection"
-        history = fit(model, case.problem, method="lm", optimizer_options={"variant": variant},
+        options = {"variant": "joint" if method == "lm_joint" else "projection"}
+        if "lm_scaling" in settings:  # optional: the damping scale (benchmarks/bench_pde.py)
+            options["scaling"] = settings["lm_scaling"]
+        history = fit(model, case.problem, method="lm", optimizer_options=options,
                       **common)
         times = [history.time[s] for s in history.metric_steps]
         errors = history.metrics["error"]
