@@ -3,8 +3,8 @@
 Noise-free Franke on 500 random points of [0, 1]² (error on a 71 × 71 grid) and sin(2πx) +
 0.3 sin(10πx) on 128 random points of [0, 1] (error on 2,001 points between the outermost two:
 beyond them every method extrapolates, and a network's extrapolation can be off by 1e2). The
-same network for every network method — MLP(d, 32, 2, tanh), Box init (seeded), float64, one thread — given the same
-wall-time budget:
+same network for every network method — MLP(d, 32, 2, tanh), Box init (seeded), float64, one
+thread — given the same wall-time budget:
 
 - LSGD: least-squares head, Adam (lr 5e-3) on the hidden layers;
 - LM: fit(method="lm"), the head eliminated by least squares;
