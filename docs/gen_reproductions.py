@@ -29,17 +29,15 @@ PROFILE_ORDER = ("paper", "default", "quick")
 
 
 def find_reports(roots: list[Path]) -> dict[str, tuple[Path, dict]]:
-    """experiment id -> (its folder, its report.json), the most thorough profile per id."""
+    """experiment id -> (its folder, its report.json), the most thorough profile per id (the
+    ledger's choice, :func:`deepbasis.runner.ledger.best_reports`)."""
+    from deepbasis.runner.ledger import best_reports
+
     found: dict[str, tuple[Path, dict]] = {}
-    for root in roots:
-        for path in sorted(root.rglob("report.json")):
-            report = json.loads(path.read_text(encoding="utf-8"))
-            if "experiment" not in report or "claims" not in report:
-                continue  # a combined report or something else: not one experiment's
-            old = found.get(report["experiment"])
-            rank = PROFILE_ORDER.index(report.get("profile", "quick"))
-            if old is None or rank < PROFILE_ORDER.index(old[1].get("profile", "quick")):
-                found[report["experiment"]] = (path.parent, report)
+    for experiment, report in best_reports(roots).items():
+        path = report.folder / "report.json"
+        if path.is_file():  # not an older run's claims.json alone: the page needs the report
+            found[experiment] = (report.folder, json.loads(path.read_text(encoding="utf-8")))
     return found
 
 

@@ -58,7 +58,7 @@ def _short(value: Any, limit: int = 160) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _best_reports(dirs: Sequence[str | Path]) -> dict[str, Any]:
+def best_reports(dirs: Sequence[str | Path]) -> dict[str, Any]:
     """experiment id -> the report of the most thorough profile stored in ``dirs``."""
     rank = {name: k for k, name in enumerate(PROFILES)}
     best: dict[str, Any] = {}
@@ -80,7 +80,7 @@ def ledger_rows(dirs: Sequence[str | Path],
             ``evidence``); a claim takes the first review whose ``match`` is in its text.
     """
     reviews = reviews or {}
-    reports = _best_reports(dirs)
+    reports = best_reports(dirs)
     rows: list[LedgerRow] = []
     for experiment_id in registry():
         report = reports.get(experiment_id)
