@@ -12,7 +12,7 @@ import torch
 import deepbasis
 from conftest import SEEDS
 from deepbasis.estimator import BasisRegressor
-from deepbasis.estimator import regressor as regressor_module
+from deepbasis.estimator import selection
 from deepbasis.estimator.regressor import PoorFitWarning
 from deepbasis.train.lstsq import gcv_lstsq, solve_head
 
@@ -202,17 +202,17 @@ def test_a_candidate_that_explodes_is_not_kept(monkeypatch):
     # tanh is far better on sin(2πx) by the held-out error; if its predictions left the
     # targets' range between the training points, the ReLU candidate must be kept instead.
     X, y = _sin(5, 120, 0.0)
-    real = regressor_module._explodes
+    real = selection.explodes
 
     def tanh_explodes(model, *args):
         return model.activation_name == "tanh" or real(model, *args)
 
-    monkeypatch.setattr(regressor_module, "_explodes", tanh_explodes)
+    monkeypatch.setattr(selection, "explodes", tanh_explodes)
     regressor = BasisRegressor(width=16, depth=2, steps=60, random_state=5).fit(X, y)
     assert regressor.validation_mse_[1] < regressor.validation_mse_[0]  # tanh is better...
     assert regressor.activation_ == "relu"  # ...but explodes
 
-    monkeypatch.setattr(regressor_module, "_explodes", lambda *args: True)
+    monkeypatch.setattr(selection, "explodes", lambda *args: True)
     with pytest.warns(PoorFitWarning, match="far outside the range of the training targets"):
         BasisRegressor(width=16, depth=2, steps=20, random_state=5).fit(X, y)
 
@@ -226,10 +226,10 @@ def test_explosion_check_sees_a_spike_between_training_points():
         model.head.bias.zero_()
     train = torch.tensor([[0.0], [0.25], [0.75], [1.0]], dtype=torch.float64)
     low, high = torch.zeros(1, dtype=torch.float64), torch.ones(1, dtype=torch.float64)
-    assert not regressor_module._explodes(model, train, low, high)
-    probes = regressor_module._probe_points(train.numpy(), np.random.RandomState(0),
-                                            torch.float64, "cpu")
-    assert regressor_module._explodes(model, probes, low, high)
+    assert not selection.explodes(model, train, low, high)
+    probes = selection.probe_points(train.numpy(), np.random.RandomState(0),
+                                    torch.float64, "cpu")
+    assert selection.explodes(model, probes, low, high)
 
 
 @pytest.mark.parametrize("head", ["lstsq", "gcv"])
@@ -320,7 +320,7 @@ def test_new_settings_are_checked(setting, value, message):
 def test_a_trained_state_must_clearly_beat_the_untrained_basis():
     # The monitor keeps a later state only if its held-out error beats step 0's by one standard
     # error of the row-by-row difference: a lower mean carried by a few rows is noise.
-    from deepbasis.estimator.regressor import _Monitor
+    from deepbasis.estimator.monitor import HeldOutMonitor
 
     class Fixed(torch.nn.Module):  # a "model" that predicts given values on the held-out rows
         def __init__(self, values):
@@ -332,7 +332,7 @@ def test_a_trained_state_must_clearly_beat_the_untrained_basis():
 
     n = 40
     x, z = torch.zeros(n, 1, dtype=torch.float64), torch.zeros(n, 1, dtype=torch.float64)
-    monitor = _Monitor(x, z, torch.ones(n, dtype=torch.float64), patience=100, stop=True)
+    monitor = HeldOutMonitor(x, z, torch.ones(n, dtype=torch.float64), patience=100, stop=True)
     model = Fixed(np.full(n, 0.5))  # step 0: squared error 0.25 on every row
     monitor(0, 0.0, model)
     lucky = np.full(n, 0.5)

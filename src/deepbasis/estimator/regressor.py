@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from scipy.stats import f as scipy_f
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
@@ -28,29 +27,33 @@ from .._checks import check_choice
 from ..init import INITIALIZERS, initialize_
 from ..nn.mlp import ACTIVATIONS, MLP
 from ..train.history import History
-from ..train.lstsq import design_matrix, gcv_lstsq, lstsq, set_head_
-from ..train.problem import Regression
+from ..train.lstsq import design_matrix
 from ..train.threads import check_threads, thread_policy
+from .calibration import posterior
 from .io import DTYPES, ModelFileError, read_model_file, save_model
+from .monitor import held_out_rows, row_groups
+from .scaling import (
+    as_float_or_none,
+    check_finite,
+    check_folded_head,
+    check_target_range,
+    fold_target_scaling_,
+    input_box,
+    mean_and_std,
+    standardized,
+)
+from .selection import Candidates, PoorFitWarning, choose
+
+__all__ = ["BasisRegressor", "PoorFitWarning", "load_model"]
 
 METHODS = ("lsgd", "gd")
 HEADS = ("gcv", "lstsq")
 AUTO_ACTIVATIONS = ("relu", "tanh")  # what activation="auto" chooses from
 _POOR_FIT = 0.9  # held-out RMSE / target std above which fit warns (the mean gives ~1)
-_EXPLODE = 3.0  # predictions beyond the target range by this many spans "explode"
-_VALIDATE_EVERY = 5  # steps between held-out evaluations (early stopping)
-_TOLERANCE = 1e-4  # relative decrease of the held-out error that counts as an improvement
-_SIGNIFICANCE = 1.0  # standard errors by which a trained state must beat the untrained one
-_RACE_ROWS = 4000  # above this many training rows, candidates race on a subset of this size
 # width="auto": 64 units up to this many rows, 32 above. On the benchmark's smooth targets 64
 # is 4-16x more accurate than 32 (Franke, Friedman 2, sin); on 50,000 x 8 rows it is no more
 # accurate and twice as slow (60 s instead of 33 s on one core).
 _AUTO_WIDTH = ((10_000, 64), (None, 32))
-
-
-class PoorFitWarning(UserWarning):
-    """The fitted model explains little of the target, or is not to be trusted between the
-    training points (see :meth:`BasisRegressor.fit`)."""
 
 
 #: Private attributes that ``fit`` sets beside the learned ones.
@@ -295,13 +298,75 @@ class BasisRegressor(RegressorMixin, BaseEstimator):
             return self._fit(X, y, sample_weight, settings)
 
     def _fit(self, X, y, sample_weight, settings: dict) -> BasisRegressor:
-        _check_finite("y", _as_float_or_none(y))  # before validate_data, whose y message is vague
+        X, Y, weights = self._checked_data(X, y, sample_weight)  # (N, d), (N, m), (N,) | None
+        n, m = Y.shape
+        several = settings["ensemble"] * len(settings["activations"]) > 1
+        held_out = several or settings["early_stopping"]
+        groups = row_groups(X, Y) if held_out else None
+        _check_enough_rows(n if groups is None else int(groups.max()) + 1, held_out)
+        self.n_outputs_ = m
+        self.width_ = settings["width"]  # resolved by fit
+        dtype, device = settings["dtype"], settings["device"]
+        self.x_lower_, self.x_upper_ = input_box(X, dtype)  # onto [0, 1]^d (Box init, §4)
+        mean, scale, constant = _target_scaling(Y, weights, dtype)
+        self.y_mean_, self.y_scale_ = mean, scale
+        # torch.tensor copies, so read-only (memory-mapped) arrays are fine.
+        x = torch.tensor(X, dtype=dtype, device=device)  # (N, d)
+        z = torch.as_tensor(standardized(Y, mean, scale), dtype=dtype, device=device)  # (N, m)
+        w = None if weights is None else torch.as_tensor(weights, dtype=dtype, device=device)
+
+        rng = check_random_state(self.random_state)
+        activations = settings["activations"]
+        self.seeds_ = [int(s) for s in rng.randint(0, 2**31 - 1, size=settings["ensemble"])]
+        self.candidates_ = [(a, seed) for a in activations for seed in self.seeds_]
+        self.validation_mse_ = None
+        self.best_member_ = 0
+        self._validation_mask = None  # (N,) the held-out rows, when rows are held out
+        head = settings["head"]
+        candidates = Candidates(
+            lambda seed, activation: self._make_model(seed, m, activation), self.seeds_,
+            {"method": settings["method"], "steps": settings["steps"], "lr": settings["lr"],
+             "progress": bool(self.progress), "threads": None,  # set by fit
+             "lstsq_method": "gcv" if head == "gcv" else "auto"})
+        if constant.all():
+            model, history = self._constant_model(m, activations[0], settings["method"])
+            self.n_iter_ = 0
+        elif not held_out:  # one candidate on every row
+            model, history = candidates.fit(activations[0], x, z, w, None,
+                                            bool(self.progress) and activations[0])[0]
+            self.n_iter_ = len(history.loss) - 1
+        else:  # candidates trained on most rows, chosen and stopped on the held-out rest
+            self._validation_mask = held_out_rows(groups, settings["validation_fraction"], rng)
+            choice = choose(candidates, activations, x, z, w, X, self._validation_mask,
+                            scale=scale, head=head, patience=settings["n_iter_no_change"],
+                            stop=settings["early_stopping"], rng=rng,
+                            progress=bool(self.progress),
+                            describe_range=lambda span: f"{span[0] * scale[0] + mean[0]:.4g} "
+                                                        f"… {span[1] * scale[0] + mean[0]:.4g}")
+            model, history = choice.model, choice.history
+            self.validation_mse_ = (choice.errors * scale**2).mean(axis=1)  # in units of y
+            self.best_member_, self.n_iter_ = choice.best, choice.n_iter
+            _warn_if_poor(choice.validation_error)
+        self.noise_std_, self.head_ridge_, self.head_covariance_ = posterior(
+            model, x, z, w, head, scale, self._validation_mask)
+        self.activation_ = model.activation_name
+        fold_target_scaling_(model, mean, scale)
+        check_folded_head(model, Y)
+        self.model_ = model.eval()
+        self.history_ = history
+        return self
+
+    def _checked_data(self, X, y, sample_weight):
+        """``X`` ``(N, d)``, ``y`` as ``Y`` ``(N, m)`` and the weights ``(N,)`` (None when
+        uniform), all finite float64; rows of weight 0 left out. Sets ``n_features_in_``,
+        ``feature_names_in_`` (scikit-learn's validate_data) and ``_target_is_1d``."""
+        check_finite("y", as_float_or_none(y))  # before validate_data, whose y message is vague
         X, y = validate_data(self, X, y, multi_output=True, y_numeric=True, dtype=np.float64,
                              ensure_all_finite=False)
         X = np.asarray(X, dtype=np.float64)
         y = np.asarray(y, dtype=np.float64)
-        _check_finite("X", X)
-        _check_finite("y", y)
+        check_finite("X", X)
+        check_finite("y", y)
         weights = None
         if sample_weight is not None:
             weights = _check_sample_weight(sample_weight, X, dtype=np.float64,
@@ -314,168 +379,17 @@ class BasisRegressor(RegressorMixin, BaseEstimator):
             if np.all(weights == weights[0]):
                 weights = None  # uniform weights fit what no weights fit
         self._target_is_1d = y.ndim == 1
-        Y = y.reshape(len(y), -1)  # (N, m)
-        n, m = Y.shape
-        several = settings["ensemble"] * len(settings["activations"]) > 1
-        held_out = several or settings["early_stopping"]
-        groups = _row_groups(X, Y) if held_out else None
-        distinct = n if groups is None else int(groups.max()) + 1
-        needed = 3 if held_out else 2
-        if distinct < needed:
-            why = (" with held-out validation rows (several candidates or early_stopping=True;"
-                   " activation='relu', ensemble=1, early_stopping=False needs 2)"
-                   if held_out else "")
-            what = "distinct samples" if held_out else "samples"
-            raise ValueError(f"BasisRegressor needs at least {needed} {what} to fit{why}, got "
-                             f"n_samples={distinct}")
-        self.n_outputs_ = m
-        self.width_ = settings["width"]  # resolved by fit
+        return X, y.reshape(len(y), -1), weights
 
-        # Input map onto the unit box (Box init, §4). A constant column gets a unit-width box
-        # centred on its value, so it maps to 0.5 instead of dividing by zero.
-        lower, upper = X.min(axis=0), X.max(axis=0)
-        _check_input_range(lower, upper, settings["dtype"])
-        flat = upper - lower <= 1e-12 * np.maximum(1.0, np.abs(upper))
-        lower = np.where(flat, lower - 0.5, lower)
-        upper = np.where(flat, upper + 0.5, upper)
-        self.x_lower_, self.x_upper_ = lower, upper
-
-        # Target standardization (weighted); a constant column keeps scale 1, fitted as 0 + mean.
-        _check_target_range(Y, settings["dtype"])
-        mean, scale = _mean_and_std(Y, weights)
-        constant = np.all(Y == Y[:1], axis=0)
-        for j in np.flatnonzero(constant):
-            which = "the target" if m == 1 else f"target column {j}"
-            warnings.warn(
-                f"{which} is constant (every value is {float(Y[0, j])!r}); BasisRegressor "
-                "fits that constant",
-                UserWarning,
-                stacklevel=3,  # past the all-or-nothing wrapper: the caller of fit
-            )
-        scale = np.where(constant | (scale == 0), 1.0, scale)
-        self.y_mean_, self.y_scale_ = mean, scale
-
-        dtype, device = settings["dtype"], settings["device"]
-        # torch.tensor copies, so read-only (memory-mapped) arrays are fine.
-        x = torch.tensor(X, dtype=dtype, device=device)  # (N, d)
-        z = torch.as_tensor(_standardized(Y, mean, scale), dtype=dtype, device=device)  # (N, m)
-        w = None if weights is None else torch.as_tensor(weights, dtype=dtype, device=device)
-
-        rng = check_random_state(self.random_state)
-        E = settings["ensemble"]
-        activations = settings["activations"]
-        self.seeds_ = [int(s) for s in rng.randint(0, 2**31 - 1, size=E)]
-        self.candidates_ = [(a, seed) for a in activations for seed in self.seeds_]
-        self.validation_mse_ = None
-        self.best_member_ = 0
-        head = settings["head"]
-        train = {"method": settings["method"], "steps": settings["steps"], "lr": settings["lr"],
-                 "progress": bool(self.progress), "threads": None,  # set by fit
-                 "lstsq_method": "gcv" if head == "gcv" else "auto"}
-        validation_z = None  # per-output validation MSE of the kept network, standardized
-        self._validation_mask = None  # (N,) the held-out rows, when rows are held out
-        if constant.all():
-            # Nothing to learn: the head is zero and the bias holds the mean (folded below).
-            model = self._make_model(self.seeds_[0], m, activations[0])
-            with torch.no_grad():
-                model.head.weight.zero_()
-                model.head.bias.zero_()
-            history = History(loss=[0.0], time=[0.0], method=settings["method"],
+    def _constant_model(self, outputs: int, activation: str, method: str
+                        ) -> tuple[MLP, History]:
+        """Nothing to learn: the head is zero and the bias holds the mean (folded later)."""
+        model = self._make_model(self.seeds_[0], outputs, activation)
+        with torch.no_grad():
+            model.head.weight.zero_()
+            model.head.bias.zero_()
+        return model, History(loss=[0.0], time=[0.0], method=method,
                               settings={"steps": 0, "reason": "constant targets"})
-            self.n_iter_ = 0
-        elif not held_out:
-            model, history = self._train(activations[0], x, z, w, m,
-                                         {**train, "progress": bool(self.progress)
-                                          and activations[0]}, None)[0]  # the bar's label
-            self.n_iter_ = len(history.loss) - 1
-        else:
-            # Held-out rows (groups of identical rows stay together): every candidate trains on
-            # the rest, with early stopping on the held-out error if asked; the candidate with
-            # the lowest held-out error whose predictions stay in range is kept.
-            order = rng.permutation(distinct)
-            n_val = min(max(1, round(settings["validation_fraction"] * distinct)), distinct - 2)
-            in_val = np.zeros(distinct, dtype=bool)
-            in_val[order[:n_val]] = True
-            val_rows = in_val[groups]
-            self._validation_mask = val_rows  # (N,) which rows were held out (for tests)
-            val = torch.as_tensor(np.flatnonzero(val_rows), device=device)
-            tr = torch.as_tensor(np.flatnonzero(~val_rows), device=device)
-            w_tr = None if w is None else w[tr]
-            w_val = torch.ones(len(val), dtype=dtype, device=device) if w is None else w[val]
-            monitor = _Monitor(x[val], z[val], w_val, settings["n_iter_no_change"],
-                               settings["early_stopping"])
-            # Many rows: the candidates race on a random subset of the training rows, and only
-            # the winner goes on to train on all of them (a step costs in proportion to rows).
-            race = several and len(tr) > _RACE_ROWS
-            rows = tr[torch.as_tensor(np.sort(rng.choice(len(tr), _RACE_ROWS, replace=False)),
-                                      device=device)] if race else tr
-            trained = []
-            E = len(self.seeds_)
-            for i, activation in enumerate(activations):
-                # Each candidate's bar says which it is ("relu 1/2"), so its ETA reads right.
-                label = f"{activation}{f' ×{E}' if E > 1 else ''} {i + 1}/{len(activations)}"
-                trained += self._train(activation, x[rows], z[rows],
-                                       None if w is None else w[rows], m,
-                                       {**train, "progress": bool(self.progress) and label},
-                                       monitor)
-            errors_z = np.stack([monitor.final_error(one) for one, _ in trained])  # (C, m)
-            self.validation_mse_ = (errors_z * scale**2).mean(axis=1)  # in units of y
-            probes = _probe_points(X[~val_rows], rng, dtype, device)
-            span = (float(z[:, 0].min()), float(z[:, 0].max()))  # for the message
-            exploded = [_explodes(one, probes, z.amin(dim=0), z.amax(dim=0)) for one, _ in
-                        trained]
-            ranking = np.where(np.isfinite(self.validation_mse_), self.validation_mse_, np.inf)
-            if not all(exploded):
-                ranking = np.where(exploded, np.inf, ranking)
-            else:
-                warnings.warn(
-                    "every candidate network predicts values far outside the range of the "
-                    f"training targets ({span[0] * scale[0] + mean[0]:.4g} … "
-                    f"{span[1] * scale[0] + mean[0]:.4g}) between the training points; the "
-                    "kept one is not to be trusted there. Try a smaller network (width=8, "
-                    "depth=2), activation='relu', more rows, or head='gcv' if it was off.",
-                    PoorFitWarning, stacklevel=2)
-            self.best_member_ = int(np.argmin(ranking))
-            model, history = trained[self.best_member_]
-            self.n_iter_ = monitor.best_step(model, len(history.loss) - 1)
-            validation_z = errors_z[self.best_member_]
-            if race:
-                raced = copy.deepcopy(model.state_dict())
-                final = _Monitor(x[val], z[val], w_val, settings["n_iter_no_change"],
-                                 settings["early_stopping"])
-                history = self._continue(model, x[tr], z[tr], w_tr, train, final)
-                if _explodes(model, probes, z.amin(dim=0), z.amax(dim=0)) and \
-                        not exploded[self.best_member_]:
-                    model.load_state_dict(raced)  # the raced state was in range: keep it
-                else:
-                    self.n_iter_ += final.best_step(model, len(history.loss) - 1)
-                    validation_z = final.final_error(model)
-            # The basis was chosen on held-out rows; its head may now use every row, unless
-            # that makes it leave the targets' range where the training rows' head did not.
-            kept_head = copy.deepcopy(model.head.state_dict())
-            self._solve_head(model, x, z, w, head)
-            if not exploded[self.best_member_] and _explodes(model, probes, z.amin(dim=0),
-                                                             z.amax(dim=0)):
-                model.head.load_state_dict(kept_head)
-            ratio = np.sqrt(validation_z)
-            poor = np.flatnonzero(ratio > _POOR_FIT)
-            if len(poor):
-                which = ("the target" if m == 1 else
-                         "target column(s) " + ", ".join(str(int(j)) for j in poor))
-                warnings.warn(
-                    f"BasisRegressor's error on the held-out rows is {ratio.max():.2f} times the "
-                    f"standard deviation of {which} (predicting the mean gives about 1.0): the "
-                    "network explains little of it. The data may be mostly noise, or the "
-                    "inputs may not determine the target. Try more rows, fewer or more "
-                    "informative inputs, a smaller network (width=8, depth=2), ensemble=4, or "
-                    "a linear model or gradient boosting.", PoorFitWarning, stacklevel=2)
-        self._posterior(model, x, z, w, head, scale)
-        self.activation_ = model.activation_name
-        _fold_target_scaling_(model, mean, scale)
-        _check_folded_head(model, Y)
-        self.model_ = model.eval()
-        self.history_ = history
-        return self
 
     def predict(self, X, return_std: bool = False):
         """Predictions ``(n_samples,)`` (or ``(n_samples, n_outputs)`` for 2-D ``y`` at fit).
@@ -514,7 +428,7 @@ class BasisRegressor(RegressorMixin, BaseEstimator):
         check_is_fitted(self, "model_")
         X = validate_data(self, X, reset=False, dtype=np.float64, ensure_all_finite=False)
         X = np.asarray(X, dtype=np.float64)
-        _check_finite("X", X)
+        check_finite("X", X)
         parameter = self.model_.head.weight
         with torch.no_grad():
             x = torch.tensor(X, dtype=parameter.dtype, device=parameter.device)  # (N, d)
@@ -562,80 +476,6 @@ class BasisRegressor(RegressorMixin, BaseEstimator):
                 warnings.filterwarnings("ignore", message="Box initialization is designed")
             initialize_(model, self.init, generator=seed)
         return model
-
-    def _train(self, activation, x, z, w, outputs, train, monitor) -> list[tuple[MLP, History]]:
-        """Train the E members of one activation on (x, z) (weights w); each left at its best
-        held-out state when ``monitor`` restores them (early stopping)."""
-        from ..train.ensemble import fit_ensemble
-        from ..train.fit import fit
-
-        data = (x, z) if w is None else (_WeightedRegression(x, z, w),)
-        callbacks = () if monitor is None else (monitor,)
-        if len(self.seeds_) == 1:
-            seed = self.seeds_[0]
-            model = self._make_model(seed, outputs, activation)
-            try:
-                history = fit(model, *data, generator=seed, callbacks=callbacks, **train)
-            except FloatingPointError as error:
-                # fit restored the model to its last finite state: keep that, and say so.
-                warnings.warn(f"{error} BasisRegressor keeps that restored model.",
-                              RuntimeWarning, stacklevel=4)
-                history = error.history
-            result = [(model, history)]
-        else:
-            ensemble = fit_ensemble(lambda seed: self._make_model(seed, outputs, activation),
-                                    *data, seeds=self.seeds_, callbacks=callbacks, **train)
-            result = list(zip(ensemble.models, ensemble.histories, strict=True))
-        if monitor is not None:
-            for model, _ in result:
-                monitor.restore(model)
-        return result
-
-    def _continue(self, model, x, z, w, train, monitor) -> History:
-        """Train ``model`` further on (x, z), from its current state (the winner of a race)."""
-        from ..train.fit import fit
-
-        data = (x, z) if w is None else (_WeightedRegression(x, z, w),)
-        try:
-            history = fit(model, *data, callbacks=(monitor,), **train)
-        except FloatingPointError as error:
-            warnings.warn(f"{error} BasisRegressor keeps that restored model.", RuntimeWarning,
-                          stacklevel=4)
-            history = error.history
-        monitor.restore(model)
-        return history
-
-    @torch.no_grad()
-    def _solve_head(self, model: MLP, x, z, w, head: str) -> None:
-        """The head on every row: GCV ridge (``head="gcv"``) or minimum-norm least squares."""
-        A, b, rows = _weighted_rows(model, x, z, w)
-        if head == "gcv":
-            solution = gcv_lstsq(A, b, rows=rows).solution
-        else:
-            solution = lstsq(A, b, method="svd").solution
-        set_head_(model.head, solution)
-
-    @torch.no_grad()
-    def _posterior(self, model: MLP, x, z, w, head, scale) -> None:
-        """noise_std_, head_ridge_ and head_covariance_ (see ``predict(return_std=True)``)."""
-        m = z.shape[1]
-        features = design_matrix(model.features(x))  # (N, w + 1): one forward pass for both
-        A, b, rows = _weigh_rows(features, z, w)
-        _, ridge, _, Vh, inverse = _ridge_posterior(A, b, rows, head)  # every row's head
-        noise, dof = _noise_variance(features, z, w, head, self._validation_mask)  # (m,) (m,)
-        # σ is estimated from ν residual degrees of freedom: the predictive distribution is then
-        # Student-t with ν degrees of freedom (σ² with the noninformative prior), whose variance
-        # is ν / (ν − 2) times the plug-in one; both terms below carry that factor.
-        noise = noise * dof / (dof - 2).clamp_min(1.0)
-        units = torch.as_tensor(scale, dtype=A.dtype, device=A.device)  # (m,)
-        cov = torch.einsum("kw,km,kv->mwv", Vh, inverse, Vh)  # (m, w + 1, w + 1)
-        cov = cov * (noise * units**2)[:, None, None]
-        self.head_ridge_ = ridge.to("cpu", torch.float64).numpy()
-        self.noise_std_ = (noise.sqrt() * units).to("cpu", torch.float64).numpy()
-        self.head_covariance_ = cov.to("cpu", torch.float64).numpy()
-        if m and not np.isfinite(self.head_covariance_).all():
-            self.head_covariance_ = np.where(np.isfinite(self.head_covariance_),
-                                             self.head_covariance_, 0.0)
 
     def _checked_settings(self) -> dict:
         """Validate the settings (at fit time, as scikit-learn requires) and normalize them."""
@@ -774,324 +614,47 @@ def _torch_dtype(value) -> torch.dtype:
     return DTYPES[name]
 
 
-def _as_float_or_none(values) -> np.ndarray | None:
-    """``values`` as a float array, or None when they are not plain numbers (left to
-    scikit-learn's validation, which explains those cases)."""
-    if hasattr(values, "toarray") or hasattr(values, "__array_namespace__") and not \
-            isinstance(values, np.ndarray):
-        return None
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            array = np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError):
-        return None
-    return array if array.ndim >= 1 else None  # None or a scalar: scikit-learn explains
+def _check_enough_rows(distinct: int, held_out: bool) -> None:
+    """At least 2 rows to fit, 3 distinct ones when some are held out."""
+    needed = 3 if held_out else 2
+    if distinct < needed:
+        why = (" with held-out validation rows (several candidates or early_stopping=True;"
+               " activation='relu', ensemble=1, early_stopping=False needs 2)"
+               if held_out else "")
+        what = "distinct samples" if held_out else "samples"
+        raise ValueError(f"BasisRegressor needs at least {needed} {what} to fit{why}, got "
+                         f"n_samples={distinct}")
 
 
-def _check_finite(name: str, array: np.ndarray | None) -> None:
-    """Raise naming the first NaN/inf entry, as ``name[row, column]`` (0-based)."""
-    if array is None or array.size == 0:
-        return
-    bad = ~np.isfinite(array)
-    if bad.any():
-        index = tuple(int(i) for i in np.argwhere(bad)[0])
-        value = array[index]
-        kind = "NaN" if np.isnan(value) else ("inf" if value > 0 else "-inf")
-        where = f"{name}[{', '.join(map(str, index))}]"
-        raise ValueError(
-            f"Input {name} contains NaN or inf: {where} is {kind} ({int(bad.sum())} non-finite "
-            f"value(s) in all). Remove or impute those rows before fitting or predicting."
+def _target_scaling(Y: np.ndarray, weights, dtype) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Weighted mean and standard deviation of each target column, and which columns are
+    constant: those keep scale 1 (fitted as 0 + mean), with a warning."""
+    check_target_range(Y, dtype)
+    mean, scale = mean_and_std(Y, weights)
+    constant = np.all(Y == Y[:1], axis=0)
+    for j in np.flatnonzero(constant):
+        which = "the target" if Y.shape[1] == 1 else f"target column {j}"
+        warnings.warn(
+            f"{which} is constant (every value is {float(Y[0, j])!r}); BasisRegressor "
+            "fits that constant",
+            UserWarning,
+            stacklevel=5,  # past _fit, fit and the all-or-nothing wrapper: the caller of fit
         )
+    return mean, np.where(constant | (scale == 0), 1.0, scale), constant
 
 
-# Below this magnitude the sums and squares of mean and std cannot overflow float64 (N·y² ≤
-# 1e8 · 1e300), and the plain formulas are used, so ordinary data are scaled exactly as always.
-_SAFE_TARGET = 1e146
-
-
-def _mean_and_std(Y: np.ndarray, weights: np.ndarray | None = None
-                  ) -> tuple[np.ndarray, np.ndarray]:
-    """Column means and standard deviations of ``Y`` (N, m), weighted by ``weights`` (N,),
-    that do not overflow for finite targets near the float64 limit: those are computed on
-    ``Y / max|Y|`` and scaled back."""
-    peak = np.abs(Y).max(axis=0)  # (m,)
-    big = (peak > _SAFE_TARGET).any()
-    peak = np.where(peak > 0, peak, 1.0) if big else np.ones_like(peak)
-    unit = Y / peak if big else Y  # |unit| ≤ 1 when big
-    mean = np.average(unit, axis=0, weights=weights)
-    std = np.sqrt(np.average((unit - mean) ** 2, axis=0, weights=weights))
-    return mean * peak, std * peak
-
-
-def _standardized(Y: np.ndarray, mean: np.ndarray, scale: np.ndarray) -> np.ndarray:
-    """(Y − mean) / scale, without forming Y − mean when that could overflow."""
-    if not (np.abs(Y).max(axis=0) > _SAFE_TARGET).any():
-        return (Y - mean) / scale
-    return Y / scale - mean / scale  # both terms are O(N) at most
-
-
-def _check_input_range(lower: np.ndarray, upper: np.ndarray, dtype: torch.dtype) -> None:
-    """The network maps [lower, upper] onto [0, 1]: the bounds and their difference must be
-    finite in the model's dtype."""
-    biggest = torch.finfo(dtype).max
-    with np.errstate(over="ignore"):
-        span = upper - lower
-    for j in range(len(lower)):
-        if max(abs(lower[j]), abs(upper[j]), span[j]) > biggest:
-            name = str(dtype).removeprefix("torch.")
-            hint = " or use dtype='float64'" if dtype != torch.float64 else ""
-            raise ValueError(
-                f"input column {j} spans [{lower[j]:.6g}, {upper[j]:.6g}]: every value is "
-                f"finite, but that range (width {span[j]:.6g}) does not fit in {name} (largest "
-                f"{biggest:.6g}), so it cannot be mapped onto [0, 1]. Rescale the column (e.g. "
-                f"divide it by 1e{_exponent(max(abs(lower[j]), abs(upper[j])))}){hint}.")
-
-
-# Headroom between the largest target and the dtype's largest number: the output layer holds
-# the target scale times weights of the standardized fit (typically O(1), rarely above 1e3).
-_TARGET_HEADROOM = 1e4
-
-
-def _check_target_range(Y: np.ndarray, dtype: torch.dtype) -> None:
-    """Before training: targets whose scale the output layer could not hold are an error."""
-    if Y.size and float(np.abs(Y).max()) > torch.finfo(dtype).max / _TARGET_HEADROOM:
-        _target_range_error(Y, dtype)
-
-
-def _check_folded_head(model: MLP, Y: np.ndarray) -> None:
-    """After folding the target scale into the head, it must still be finite in its dtype."""
-    head = model.head
-    if not (bool(torch.isfinite(head.weight).all()) and bool(torch.isfinite(head.bias).all())):
-        _target_range_error(Y, head.weight.dtype)
-
-
-def _target_range_error(Y: np.ndarray, dtype: torch.dtype):
-    name = str(dtype).removeprefix("torch.")
-    peak = float(np.abs(Y).max())
-    hint = " or use dtype='float64'" if dtype != torch.float64 else ""
-    raise ValueError(
-        f"the targets reach |y| = {peak:.6g}: every value is finite, but a model in {name} "
-        f"(largest {torch.finfo(dtype).max:.6g}) cannot hold their scale in its output layer. "
-        f"Rescale y (e.g. divide it by 1e{_exponent(peak)}) and multiply the predictions "
-        f"back{hint}.")
-
-
-def _exponent(value: float) -> int:
-    """A power of ten that brings ``value`` down to about 100."""
-    return max(int(math.log10(value)) - 2, 1) if value > 0 else 1
-
-
-@torch.no_grad()
-def _fold_target_scaling_(model: MLP, mean: np.ndarray, scale: np.ndarray) -> MLP:
-    """y = mean + scale ⊙ (W Φ + b)  ⇒  head ← (diag(scale) W, scale ⊙ b + mean)."""
-    head = model.head
-    s = torch.as_tensor(scale, dtype=head.weight.dtype, device=head.weight.device)  # (m,)
-    mu = torch.as_tensor(mean, dtype=head.weight.dtype, device=head.weight.device)  # (m,)
-    head.weight.mul_(s[:, None])
-    head.bias.mul_(s).add_(mu)
-    return model
-
-
-def _row_groups(X: np.ndarray, Y: np.ndarray) -> np.ndarray:
-    """Group index of every row, identical (x, y) rows sharing one: ``(N,)`` in 0..G-1.
-
-    The validation split draws groups, not rows, so a repeated row never sits on both sides
-    of it, and the split of data with repeated rows equals that of the same data with weights.
-    The groups are numbered in sorted order of the rows, independent of the rows' order.
-    """
-    rows = np.ascontiguousarray(np.concatenate([X, Y], axis=1)) + 0.0  # -0.0 → 0.0
-    _, groups = np.unique(rows, axis=0, return_inverse=True)
-    return groups.reshape(-1)
-
-
-class _WeightedRegression(Regression):
-    """Regression with frequency weights: J = Σ w_i ‖y_i − NN(x_i)‖² / Σ w_i."""
-
-    def __init__(self, x: torch.Tensor, y: torch.Tensor, weight: torch.Tensor) -> None:
-        super().__init__(x, y)
-        self._rows = torch.sqrt(weight / weight.sum())[:, None]  # (N, 1)
-        self.gcv_rows = float(weight.sum())  # GCV counts repeated rows (solve_options)
-
-    def rows(self, model):
-        A = design_matrix(model.features(self.x)) * self._rows  # (N, w + 1)
-        return A, self.y.to(A.dtype) * self._rows
-
-
-def _weighted_rows(model: MLP, x, z, w):
-    """Design rows and targets scaled by √w, and the number of rows GCV counts (Σ w)."""
-    return _weigh_rows(design_matrix(model.features(x)), z, w)  # (N, w + 1)
-
-
-def _weigh_rows(A: torch.Tensor, z, w):
-    """:func:`_weighted_rows` of design rows ``A`` already computed."""
-    if w is None:
-        return A, z.to(A.dtype), float(A.shape[0])
-    root = torch.sqrt(w)[:, None]
-    return A * root, z.to(A.dtype) * root, float(w.sum())
-
-
-class _Monitor:
-    """Held-out error of every member during training; early stopping and the best state.
-
-    A fit callback: every ``_VALIDATE_EVERY`` steps it computes the weighted held-out mean
-    squared error of the member (standardized units, per output). A decrease of the mean over
-    outputs by more than a relative ``_TOLERANCE`` is an improvement: the member's state (hidden
-    layers and the head solved for them) is copied. A trained state must also beat the
-    untrained one (step 0) by ``_SIGNIFICANCE`` standard errors of the row-by-row difference:
-    on noisy targets a few dozen held-out rows make the minimum of the held-out error an
-    optimistic pick, and training that does not clearly beat the initial basis with its GCV
-    head has mostly fitted noise. On noise-free targets training beats it by orders of
-    magnitude on every row. With ``stop=True`` a member stops when it has not improved for
-    ``patience`` steps; :meth:`restore` puts the best state back.
-    """
-
-    def __init__(self, x, z, w, patience: int, stop: bool) -> None:
-        self.x, self.z, self.w = x, z, w / w.sum()
-        self._w64 = self.w.to("cpu", torch.float64)  # for the per-row statistics, once
-        self.patience, self.stop = patience, stop
-        self.best: dict[int, tuple[float, int, dict, np.ndarray]] = {}
-        self.last: dict[int, np.ndarray] = {}
-        self.initial: dict[int, tuple[float, np.ndarray]] = {}  # step 0: mean and row errors
-
-    @torch.no_grad()
-    def error(self, model) -> np.ndarray:
-        return self._errors(model)[0]
-
-    @torch.no_grad()
-    def _errors(self, model) -> tuple[np.ndarray, np.ndarray]:
-        """Weighted MSE per output ``(m,)`` and squared error per row, mean over outputs."""
-        squared = ((model(self.x) - self.z) ** 2).to("cpu", torch.float64)  # (n_val, m)
-        return (self._w64 @ squared).numpy(), squared.mean(dim=1).numpy()
-
-    def _beats_initial(self, key: int, value: float, rows: np.ndarray) -> bool:
-        initial, initial_rows = self.initial[key]
-        if not math.isfinite(initial):
-            return True
-        gain = initial - value
-        w = self._w64.numpy()
-        spread = float(w @ (initial_rows - rows - gain) ** 2)  # weighted variance of the gains
-        return gain > _SIGNIFICANCE * math.sqrt(spread * float(w @ w))  # × 1/√n_eff
-
-    def __call__(self, step: int, loss: float, model) -> bool:
-        key = id(model)
-        record = self.best.get(key)
-        if record is not None and step % _VALIDATE_EVERY:
-            return False
-        errors, rows = self._errors(model)
-        self.last[key] = errors
-        value = float(errors.mean()) if np.isfinite(errors).all() else math.inf
-        if record is None:
-            self.initial[key] = (value, rows)
-        if record is None or (value < record[0] * (1 - _TOLERANCE)
-                              and self._beats_initial(key, value, rows)):
-            state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            self.best[key] = (value, step, state, errors)
-            return False
-        return self.stop and step - record[1] >= self.patience
-
-    def restore(self, model) -> None:
-        """Put the best state back (with early stopping) and keep its errors."""
-        record = self.best.get(id(model))
-        if record is None:
-            return
-        if self.stop:
-            model.load_state_dict(record[2])
-        else:  # no early stopping: the final state is kept; measure it
-            self.best[id(model)] = (record[0], -1, record[2], self.error(model))
-
-    def final_error(self, model) -> np.ndarray:
-        record = self.best.get(id(model))
-        return self.error(model) if record is None else record[3]
-
-    def best_step(self, model, last: int) -> int:
-        record = self.best.get(id(model))
-        return last if record is None or record[1] < 0 else record[1]
-
-
-def _probe_points(X: np.ndarray, rng, dtype, device) -> torch.Tensor:
-    """Points inside the training data where a trustworthy fit stays in the targets' range:
-    the training rows (up to 4000), midpoints of 2000 random pairs of them and, with 1 or 2
-    inputs, 2000 points spread over the training box (a grid in 1-D)."""
-    n, d = X.shape
-    rows = X if n <= 4000 else X[rng.choice(n, 4000, replace=False)]
-    i, j = rng.randint(0, n, size=(2, 2000))
-    probes = [rows, (X[i] + X[j]) / 2]
-    lower, upper = X.min(axis=0), X.max(axis=0)
-    if d == 1:
-        probes.append(np.linspace(lower, upper, 2000))
-    elif d == 2:
-        probes.append(lower + (upper - lower) * rng.uniform(size=(2000, d)))
-    return torch.as_tensor(np.concatenate(probes), dtype=dtype, device=device)
-
-
-@torch.no_grad()
-def _explodes(model: MLP, probes: torch.Tensor, low: torch.Tensor, high: torch.Tensor) -> bool:
-    """Whether ``model``'s predictions at ``probes`` leave [low, high] (the targets' range,
-    per output) by more than ``_EXPLODE`` times its width, or are not finite."""
-    prediction = model(probes)  # (P, m)
-    span = (high - low).clamp_min(1e-12)
-    outside = (prediction < low - _EXPLODE * span) | (prediction > high + _EXPLODE * span)
-    return bool(outside.any()) or not bool(torch.isfinite(prediction).all())
-
-
-_POOL_LEVEL = 0.05  # one-sided F test: held-out rows this improbably worse ⇒ training rows overfit
-
-
-def _ridge_posterior(A: torch.Tensor, b: torch.Tensor, rows: float, head: str):
-    """The head on rows (A, b) and what its posterior needs: coefficients θ ``(k, m)``, the
-    ridge λ ``(m,)``, the effective degrees of freedom tr H ``(m,)`` and the SVD factors
-    (V, 1 / (s² + λ)) of (AᵀA + λI)⁻¹."""
-    result = gcv_lstsq(A, b, rows=rows)
-    ridge = result.ridge if head == "gcv" else torch.zeros_like(result.ridge)  # (m,)
-    _, S, Vh = torch.linalg.svd(A, full_matrices=False)  # (k,), (k, w + 1)
-    kept = S > torch.finfo(A.dtype).eps * max(A.shape) * S[:1]
-    s2 = torch.where(kept, S * S, torch.zeros_like(S))[:, None]  # (k, 1)
-    inverse = torch.where(kept[:, None], 1.0 / (s2 + ridge[None, :]), torch.zeros_like(s2))
-    inverse = inverse.nan_to_num(0.0, posinf=0.0)  # (k, m)
-    dof = (s2 * inverse).sum(dim=0)  # (m,): Σ s² / (s² + λ) = tr H
-    theta = Vh.mT @ (inverse * (Vh @ (A.mT @ b.to(A.dtype))))  # (AᵀA + λI)⁻¹ Aᵀ b
-    return theta, ridge, dof, Vh, inverse
-
-
-@torch.no_grad()
-def _noise_variance(features: torch.Tensor, z, w, head: str, validation_mask
-                    ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The noise variance σ² of each output (standardized units) and its residual degrees of
-    freedom ν, both ``(m,)``.
-
-    Held-out rows: the head solved on the training rows predicts each held-out row i with
-    error e_i, whose variance under the head's posterior is σ² (1 + h_i), h_i = a_iᵀ (AᵀA +
-    λI)⁻¹ a_i; so σ²_val = mean(e_i² / (1 + h_i)), unbiased whatever the hidden layers learnt
-    from the training rows, but on few rows (ν = n_val, ~40 of 200: ±11 % in σ). The training
-    rows give GCV's σ²_train = ‖r‖² / (N_train − tr H) on many more rows, unbiased only if the
-    hidden layers have not fitted their noise. A one-sided F test of σ²_val / σ²_train decides:
-    held-out rows significantly worse (the training rows are overfit) ⇒ σ²_val alone; else
-    both pooled by their degrees of freedom. Without held-out rows: GCV on every row.
-    """
-    n = features.shape[0]  # features: the design rows [Φ(x), 1], (N, k)
-    weights = torch.ones(n, dtype=features.dtype, device=features.device) if w is None \
-        else w.to(features.dtype)
-    z = z.to(features.dtype)
-    train = torch.ones(n, dtype=torch.bool, device=features.device) \
-        if validation_mask is None else ~torch.as_tensor(validation_mask, device=features.device)
-    A, b, rows = _weigh_rows(features[train], z[train], weights[train])
-    theta, _, dof, Vh, inverse = _ridge_posterior(A, b, rows, head)
-    residual = ((A @ theta - b) ** 2).sum(dim=0)  # (m,)
-    nu_train = (rows - dof).clamp_min(1.0)
-    train_variance = residual / nu_train
-    if validation_mask is None:
-        return train_variance, nu_train
-    val = ~train
-    a = features[val]  # (n_val, k)
-    leverage = ((a @ Vh.mT) ** 2) @ inverse  # (n_val, m): a_iᵀ (AᵀA + λI)⁻¹ a_i
-    errors = (z[val] - a @ theta) ** 2 / (1.0 + leverage)  # (n_val, m)
-    n_val = float(weights[val].sum())
-    val_variance = weights[val] @ errors / n_val  # (m,)
-    ratio = (val_variance / train_variance).to("cpu", torch.float64).numpy()
-    p = scipy_f.sf(ratio, n_val, nu_train.to("cpu", torch.float64).numpy())  # (m,)
-    overfit = torch.as_tensor(p < _POOL_LEVEL, device=features.device)
-    pooled = (n_val * val_variance + nu_train * train_variance) / (n_val + nu_train)
-    variance = torch.where(overfit, val_variance, pooled)
-    nu = torch.where(overfit, torch.full_like(nu_train, n_val), n_val + nu_train)
-    return variance, nu
+def _warn_if_poor(validation_error: np.ndarray) -> None:
+    """PoorFitWarning when the kept network's held-out RMSE (per output, standardized) is
+    above ``_POOR_FIT`` of the target's standard deviation."""
+    ratio = np.sqrt(validation_error)
+    poor = np.flatnonzero(ratio > _POOR_FIT)
+    if len(poor):
+        which = ("the target" if len(ratio) == 1 else
+                 "target column(s) " + ", ".join(str(int(j)) for j in poor))
+        warnings.warn(
+            f"BasisRegressor's error on the held-out rows is {ratio.max():.2f} times the "
+            f"standard deviation of {which} (predicting the mean gives about 1.0): the "
+            "network explains little of it. The data may be mostly noise, or the "
+            "inputs may not determine the target. Try more rows, fewer or more "
+            "informative inputs, a smaller network (width=8, depth=2), ensemble=4, or "
+            "a linear model or gradient boosting.", PoorFitWarning, stacklevel=5)
