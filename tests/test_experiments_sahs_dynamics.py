@@ -14,7 +14,7 @@ EXPERIMENTS = {
     "sahs.loss_surface": ("loss_surface.png", 5),
     "sahs.mobility": ("mobility.png", 2),
     "sahs.roughness_by_layer": ("roughness_by_layer.png", 3),
-    "sahs.gap_roughness": ("gap_roughness.png", 2),
+    "sahs.gap_roughness": ("gap_roughness.png", 3),
     "sahs.curvature_correlation": ("curvature_correlation.png", 3),
 }
 
