@@ -27,7 +27,7 @@ from ._common import PAPER, ROW_NAMES, ROWS, SETUP, TARGETS, train
 _TARGETS = list(TARGETS)
 PROFILES = {
     "quick": {**SETUP, "targets": ["x3", "sin"], "rows": ROWS, "seeds": 2, "steps": 10},
-    "default": {**SETUP, "targets": _TARGETS, "rows": ROWS, "seeds": 4, "steps": 1000},
+    "default": {**SETUP, "targets": _TARGETS, "rows": ROWS, "seeds": 10, "steps": 1000},
     "paper": {**SETUP, "targets": _TARGETS, "rows": ROWS, "seeds": 30, "steps": 1000},
 }
 _PAPER_ROWS = ROWS[:5]
