@@ -14,6 +14,8 @@ from deepbasis.experiments import get_experiment
 from deepbasis.experiments.cyr2020._common import (
     basis_diagnostics,
     build_model,
+    data,
+    initial_basis_loss,
     subsample,
     train_cell,
 )
@@ -84,6 +86,28 @@ def test_basis_diagnostics_detects_a_constant_basis():
         model.layers[0].bias.fill_(0.5)
     flat = basis_diagnostics(model, x)
     assert flat["basis_rank"] == 0 and flat["feature_spread"] == 0.0
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_box_collapse_at_depth_16_is_a_float32_effect(seed):
+    """cyr2020.fig5, claims 3-4: the 16-layer plain Box basis (width 32) is constant only to
+    ~1e-7 of its size. In float32 (TensorFlow's default, presumably the paper's precision) the
+    basis is constant — the first LS solve does no better than fitting the mean of sin(2πx)
+    — and the diagnostic says rank 0; in float64 the same network's basis is usable
+    and the first LS solve is more than an order of magnitude better."""
+    settings = {"target": "sin2pi", "points": 256, "width": 32, "depth": 16, "residual": False,
+                "activation": "relu", "init": "box", "dtype": "float64"}
+    x, y = data(settings)
+    model = build_model(settings, seed)
+    spread = basis_diagnostics(model, x)
+    assert spread["feature_spread"] < 1e-5 * spread["feature_max"], (seed, spread)
+    single = build_model(settings, seed).float()
+    assert basis_diagnostics(single, x.float())["basis_rank"] == 0, seed
+    loss32 = initial_basis_loss(single, x.float(), y.float())
+    loss64 = initial_basis_loss(model, x, y)
+    mean_fit = float(((y - y.mean()) ** 2).mean())  # the MSE of the best constant
+    assert loss32 == pytest.approx(mean_fit, rel=1e-4), (seed, loss32, mean_fit)
+    assert loss64 < loss32 / 10, (seed, loss64, loss32)
 
 
 @pytest.mark.parametrize("seed", SEEDS)

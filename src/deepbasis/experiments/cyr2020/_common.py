@@ -91,14 +91,18 @@ def basis_diagnostics(model: MLP, x: torch.Tensor) -> dict[str, float | int]:
     """Is the basis constant over the input? (Fig. 5: Box at L = 16 'collapses'.)
 
     ``basis_rank`` counts the singular values of the *centered* features Φ(x) − mean_x Φ above
-    1e-10 × the features' largest magnitude: 0 means every basis function is constant on the
-    data. ``feature_spread`` is the largest range max_x Φ_i − min_x Φ_i over the units.
+    max(1e-10, N·ε) × the features' largest magnitude × √N, with ε the machine epsilon of the
+    features' dtype (NumPy's ``matrix_rank`` tolerance; in float64 1e-10 is the larger, in
+    float32 N·ε, since rounding alone leaves centered float32 features of relative size ~ε):
+    0 means every basis function is constant on the data. ``feature_spread`` is the largest
+    range max_x Φ_i − min_x Φ_i over the units.
     """
     phi = model.features(x)  # (N, w)
     scale = float(phi.abs().max())
     centered = phi - phi.mean(dim=0, keepdim=True)  # (N, w)
     singular = torch.linalg.svdvals(centered)
-    threshold = 1e-10 * max(scale, float(np.finfo(float).tiny)) * math.sqrt(x.shape[0])
+    relative = max(1e-10, x.shape[0] * torch.finfo(phi.dtype).eps)
+    threshold = relative * max(scale, float(np.finfo(float).tiny)) * math.sqrt(x.shape[0])
     return {
         "basis_rank": int((singular > threshold).sum()),
         "feature_spread": float((phi.amax(dim=0) - phi.amin(dim=0)).max()),
