@@ -15,7 +15,7 @@ EXPERIMENTS = {
     "sahs.mobility": ("mobility.png", 2),
     "sahs.roughness_by_layer": ("roughness_by_layer.png", 3),
     "sahs.gap_roughness": ("gap_roughness.png", 3),
-    "sahs.curvature_correlation": ("curvature_correlation.png", 3),
+    "sahs.curvature_correlation": ("curvature_correlation.png", 6),
 }
 
 

@@ -114,7 +114,8 @@ def test_shallow_breakpoints_move_away_from_the_curvature_of_sin_x2():
     from deepbasis.experiments.sahs import curvature_correlation
 
     settings = {"target": "sine_sq", "depth": 1, "width": 500, "spacing": 0.02, "steps": 2000,
-                "lr": 1e-3, "grid": 601}
+                "max_steps": 2000, "plateau_window": 1000, "plateau_rel": 0.01,
+                "bandwidths": [], "lr": 1e-3, "grid": 601}
     (record,) = curvature_correlation.run(settings, (0,))
     delta = record["corr_final"] - record["corr_initial"]
     assert delta < 0, (0, record["corr_initial"], record["corr_final"])
