@@ -33,3 +33,30 @@ def test_alpha_regimes_lm_reaches_the_papers_near_zero_loss(tmp_path):
     by = {(r["settings"]["trainer"], r["settings"]["alpha"]): r for r in records}
     tolerance = get_experiment("sahs.alpha_regimes").params("quick")["tolerance"]
     assert by[("lm", 30.0)]["train_loss"] < tolerance < by[("gd", 30.0)]["train_loss"]
+
+
+def test_pieces_vs_depth_stacked_gd_matches_separate_runs():
+    # The seeds of a sahs.pieces_vs_depth cell train as one stacked computation; each member
+    # must end where its own GD loop ends (up to rounding).
+    import torch
+
+    from deepbasis.experiments.sahs._common import TARGETS, train
+    from deepbasis.experiments.sahs.pieces_vs_depth import train_stacked
+    from deepbasis.init import torch_default_
+    from deepbasis.nn import MLP
+
+    x = torch.linspace(-3, 3, 60, dtype=torch.float64)[:, None]
+    y = TARGETS["sin_pi"](x)
+
+    def make(seed):
+        return torch_default_(MLP(1, 8, 3, dtype=torch.float64), generator=seed)
+
+    alone = [make(seed) for seed in range(3)]
+    for model in alone:
+        train(model, x, y, epochs=50, lr=5e-4)
+    stacked = [make(seed) for seed in range(3)]
+    finals = train_stacked(stacked, x, y, epochs=50, lr=5e-4)
+    with torch.no_grad():
+        for a, b, final in zip(alone, stacked, finals, strict=True):
+            torch.testing.assert_close(b(x), a(x), rtol=1e-10, atol=1e-12)
+            assert abs(final - float(((b(x) - y) ** 2).sum())) < 1e-12

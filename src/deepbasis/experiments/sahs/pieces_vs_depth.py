@@ -8,10 +8,16 @@ output afterwards (``analysis.spline_of``). The paper reports 40 ± 0 for L = 1 
 breakpoint, wherever it lies — so we count active breakpoints on the whole line (in practice on
 [−10⁴, 10⁴]) and also those inside the data range [−3, 3]. The theoretical maximum grows
 exponentially with depth (≈ (40/L)^L); the claim is that trained networks stay far below it.
+
+For L ≥ 2 the seeds of one (target, L) train as one batched computation
+(:func:`train_stacked`): the same full-batch GD on each member's own summed squared error, with
+the layers' weights stacked along a member axis, so the paper's 5 seeds × 25,000 epochs fit a
+CPU ``default``.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -40,7 +46,7 @@ _COMMON = {"units": 40, "depths": DEPTHS, "targets": TARGET_NAMES, "points": 600
 PROFILES = {
     "quick": {**_COMMON, "targets": ["sin_pi"], "depths": [1, 4], "epochs": 30,
               "seeds": 1},
-    "default": {**_COMMON, "epochs": 4000, "seeds": 2},
+    "default": {**_COMMON, "epochs": 25_000, "seeds": 5},  # the paper's scale
     "paper": {**_COMMON, "epochs": 25_000, "seeds": 5},
 }
 
@@ -52,22 +58,79 @@ def cells(params: Mapping[str, Any]) -> list[Cell]:
             for t in params["targets"] for d in params["depths"]]
 
 
+@torch.no_grad()
+def _stack(models: list[MLP]) -> list[torch.Tensor]:
+    """[W₁, b₁, …, W_head, b_head], each stacked over the members: ``(E, out, in)``, ``(E, 1,
+    out)``."""
+    layers = [*models[0].layers, models[0].head]
+    out = []
+    for k in range(len(layers)):
+        out.append(torch.stack([[*m.layers, m.head][k].weight for m in models]))
+        out.append(torch.stack([[*m.layers, m.head][k].bias for m in models])[:, None, :])
+    return [t.clone().requires_grad_(True) for t in out]
+
+
+@torch.no_grad()
+def _unstack(params: list[torch.Tensor], models: list[MLP]) -> None:
+    for e, m in enumerate(models):
+        for k, layer in enumerate([*m.layers, m.head]):
+            layer.weight.copy_(params[2 * k][e])
+            layer.bias.copy_(params[2 * k + 1][e, 0])
+
+
+def train_stacked(models: list[MLP], x: torch.Tensor, y: torch.Tensor, *, epochs: int,
+                  lr: float) -> list[float]:
+    """Full-batch GD, p ← p − lr ∇p Σ_n (f(x_n) − y_n)², of plain ReLU MLPs of one architecture
+    as one computation (member e's gradient is that of its own loss: the members share
+    nothing). Leaves the models trained; returns each member's final loss (after its last
+    step; a member whose loss turns non-finite is frozen there)."""
+    params = _stack(models)
+    xe = x.expand(len(models), *x.shape)  # (E, N, 1)
+    alive = torch.ones(len(models), dtype=torch.bool)
+    for _ in range(epochs):
+        # The 1-D input layer and the single-output head as broadcast products: a batched
+        # matrix product with one inner dimension or one column is several times slower.
+        h = torch.relu(xe * params[0].transpose(1, 2) + params[1])  # (E, N, w)
+        for k in range(2, len(params) - 2, 2):
+            h = torch.relu(torch.baddbmm(params[k + 1], h, params[k].transpose(1, 2)))  # (E, N, w)
+        out = (h * params[-2]).sum(dim=2, keepdim=True) + params[-1]  # (E, N, 1)
+        member_loss = ((out - y) ** 2).sum(dim=(1, 2))  # (E,)
+        grads = torch.autograd.grad(member_loss.sum(), params)
+        with torch.no_grad():
+            alive &= torch.isfinite(member_loss)
+            if not bool(alive.any()):
+                break
+            scale = (-lr * alive.to(x.dtype))
+            for p, g in zip(params, grads, strict=True):
+                p.add_(g * scale.view(-1, *([1] * (g.ndim - 1))))
+    _unstack(params, models)
+    with torch.no_grad():
+        return [float(((m(x) - y) ** 2).sum()) for m in models]
+
+
 def run(settings: Mapping[str, Any], seeds: tuple[int, ...]) -> list[dict[str, Any]]:
     x = torch.linspace(-3, 3, settings["points"], dtype=torch.float64)[:, None]
     y = TARGETS[settings["target"]](x)
+    models = [torch_default_(MLP(1, settings["width"], settings["depth"],
+                                 dtype=torch.float64), generator=seed) for seed in seeds]
+    befores = [spline_of(m, -settings["wide"], settings["wide"]) for m in models]
+    if settings["depth"] == 1:  # one layer: stacking does not pay (measured 0.86×), a loop
+        finals = []
+        for m in models:
+            train(m, x, y, epochs=settings["epochs"], lr=settings["lr"])
+            with torch.no_grad():
+                finals.append(float(((m(x) - y) ** 2).sum()))
+    else:  # measured 1.8× faster than a loop over the seeds at L = 5
+        finals = train_stacked(models, x, y, epochs=settings["epochs"], lr=settings["lr"])
     out = []
-    for seed in seeds:
-        model = torch_default_(MLP(1, settings["width"], settings["depth"], dtype=torch.float64),
-                               generator=seed)
-        before = spline_of(model, -settings["wide"], settings["wide"])
-        losses = train(model, x, y, epochs=settings["epochs"], lr=settings["lr"])
+    for seed, model, before, final in zip(seeds, models, befores, finals, strict=True):
         after = spline_of(model, -settings["wide"], settings["wide"])
         inside = after.restrict(-3.0, 3.0)
         out.append({
             "seed": seed, "knots": after.knots.numel(), "knots_in_data": inside.knots.numel(),
             "pieces_in_data": inside.num_pieces, "initial_knots": before.knots.numel(),
             "per_layer": [c.count_active for c in after.crossings],
-            "train_loss": losses[-1],
+            "train_loss": final if math.isfinite(final) else float("nan"),
         })
     return out
 
