@@ -125,6 +125,11 @@ def report(records: list[dict], params: Mapping[str, Any], out: Path) -> Report:
     panels = [(f"{INIT_LABELS[init]}: plain width {params['width']}, LSGD lr {params['lr']:g}",
                [(f"L = {d}", colors[d], "-", groups[(init, d)]) for d in depths])
               for init in params["inits"]]
+    for dtype in params.get("collapse_dtypes", ()):  # the collapse, dashed, on Box's panel
+        if "box" in params["inits"] and (dtype,) in by_dtype:
+            panels[params["inits"].index("box")][1].append(
+                (f"L = {COLLAPSE_DEPTH}, {dtype}", colors[COLLAPSE_DEPTH], "--",
+                 by_dtype[(dtype,)]))
     name = loss_band_figure(panels, out, "fig5.png", sharey=True)
     figures = [name]
     if COLLAPSE_DEPTH in depths:
