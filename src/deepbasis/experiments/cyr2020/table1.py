@@ -15,8 +15,11 @@ the large cells (the per-iteration cost settles after a few steps), see :func:`s
 alike, but single cells can still move by 10–20 %. Run it alone with
 ``deepbasis run cyr2020.table1 --workers 1``.
 
-Claims (our targets, from the catalogue, fixed before running): ratio ≤ 1.10 in every cell with
-depth ≥ 16, and ≤ 1.30 in every cell. The paper measured 1.33–2.08.
+Claims: the paper's two statements about its table — the overhead is smaller for deeper
+networks (at every width, the deepest cell's ratio below the shallowest's), and its size (ours
+at most the paper's value, cell by cell) — and our targets from the catalogue, fixed before
+running: ratio ≤ 1.10 in every cell with depth ≥ 16, and ≤ 1.30 in every cell. The paper
+measured 1.33–2.08.
 """
 
 from __future__ import annotations
@@ -116,7 +119,32 @@ def report(records: list[dict], params: Mapping[str, Any], out: Path) -> Report:
     every = {f"w={w},L={d}": round(ratio[(w, d)], 2) for w in widths for d in depths}
     paper_values = [v for row in PAPER_TABLE1.values() for v in row.values()]
     paper_range = f"{min(paper_values):.2f}–{max(paper_values):.2f}"
+    # The paper's own statements about its table: the overhead shrinks with depth, and its
+    # size (1.33–2.08 on its hardware); ours are claims 3 and 4, stricter targets.
+    shallow, deepest = min(depths), max(depths)
+    falls = {f"w={w}": f"{ratio[(w, shallow)]:.2f} → {ratio[(w, deepest)]:.2f}" for w in widths}
+    paper_cell = {(w, d): PAPER_TABLE1[w][d] for w in widths for d in depths
+                  if d in PAPER_TABLE1.get(w, {})}
+    above_paper = {f"w={w},L={d}": f"{ratio[(w, d)]:.2f} > {v:.2f}"
+                   for (w, d), v in paper_cell.items() if ratio[(w, d)] > v}
     claims = [
+        Claim(f"For deeper networks the increase is smaller: at every width the ratio at depth "
+              f"{deepest} is below that at depth {shallow}",
+              passed=deepest > shallow and all(ratio[(w, deepest)] < ratio[(w, shallow)]
+                                               for w in widths),
+              value=falls,
+              paper="\"For deeper networks, the increase is smaller\" (Table 1 caption): "
+                    + ", ".join(f"w={w}: {PAPER_TABLE1[w][min(PAPER_TABLE1[w])]:.2f} → "
+                                f"{PAPER_TABLE1[w][max(PAPER_TABLE1[w])]:.2f}"
+                                for w in widths if w in PAPER_TABLE1),
+              figure=name),
+        Claim("LSGD's overhead is no larger than the paper's: in every cell the ratio is at "
+              "most the paper's value for that cell",
+              passed=bool(paper_cell) and not above_paper,
+              value={"cells compared": len(paper_cell), "cells above the paper's": above_paper,
+                     "largest ours": round(max(ratio[k] for k in paper_cell), 2)
+                     if paper_cell else None},
+              paper=f"paper {paper_range} (TensorFlow CPU, i7-8700)", figure=name),
         Claim(f"LSGD costs at most {DEEP_TARGET:.2f}× GD per iteration for depth ≥ 16 (our "
               "target; every cell)",
               passed=bool(deep) and all(v <= DEEP_TARGET for v in deep.values()),
