@@ -251,6 +251,45 @@ def _friedman_data(which: int, n: int, noise: float, **options):
     return make
 
 
+def _kink_data(seed):
+    """|x − 0.3| + 0.5 sin(6πx) on 256 random points, noise-free: a kink on a smooth wave."""
+    rng = np.random.default_rng(seed)
+    f = lambda x: np.abs(x[:, 0] - 0.3) + 0.5 * np.sin(6 * np.pi * x[:, 0])  # noqa: E731
+    X = rng.uniform(0.0, 1.0, size=(256, 1))
+    test = np.linspace(0.0, 1.0, 2001)[:, None]
+    return X, f(X), test, f(test)
+
+
+def _pendulum(X: np.ndarray, steps: int = 400) -> np.ndarray:
+    """Angle θ(t) of a damped pendulum θ'' + c θ' + g sin θ = 0 from θ(0) = θ0, θ'(0) = ω0:
+    rows of X are (θ0, ω0, c, t), integrated by classical RK4 with ``steps`` steps of t / steps
+    (all rows at once; error ~1e-9 of the range)."""
+    theta, omega, c, t = (X[:, j].copy() for j in range(4))
+    h = t / steps
+
+    def rate(th, om):
+        return om, -c * om - 9.81 * np.sin(th)
+
+    for _ in range(steps):
+        k1 = rate(theta, omega)
+        k2 = rate(theta + h / 2 * k1[0], omega + h / 2 * k1[1])
+        k3 = rate(theta + h / 2 * k2[0], omega + h / 2 * k2[1])
+        k4 = rate(theta + h * k3[0], omega + h * k3[1])
+        theta = theta + h / 6 * (k1[0] + 2 * k2[0] + 2 * k3[0] + k4[0])
+        omega = omega + h / 6 * (k1[1] + 2 * k2[1] + 2 * k3[1] + k4[1])
+    return theta
+
+
+def _pendulum_data(seed):
+    """The damped pendulum's θ(t) on 1,000 random (θ0, ω0, c, t) in [−1, 1]² × [0.1, 1] ×
+    [0, 2], noise-free (a 4-input smooth simulation)."""
+    rng = np.random.default_rng(seed)
+    low, high = np.array([-1.0, -1.0, 0.1, 0.0]), np.array([1.0, 1.0, 1.0, 2.0])
+    X = low + (high - low) * rng.uniform(size=(1000, 4))
+    test = low + (high - low) * np.random.default_rng(10_000 + seed).uniform(size=(4000, 4))
+    return X, _pendulum(X), test, _pendulum(test)
+
+
 def _diabetes_data(seed):
     from sklearn.datasets import load_diabetes
     from sklearn.model_selection import train_test_split
@@ -270,6 +309,17 @@ ROWS = {
     "friedman2": ("make_friedman2 (1000)", _friedman_data(2, 1000, 0.0), "function"),
     "friedman3": ("make_friedman3 (1000)", _friedman_data(3, 1000, 0.0), "function"),
     "diabetes": ("load_diabetes (331 train rows)", _diabetes_data, "held-out y"),
+    # issue 26's targets: irrelevant inputs, noisy 1-D, a kink, a 4-input simulation
+    "friedman1-1500": ("make_friedman1 (1500, noise-free)", _friedman_data(1, 1500, 0.0),
+                       "function"),
+    "friedman1-1500-noise": ("make_friedman1 (1500, noise 1)", _friedman_data(1, 1500, 1.0),
+                             "function"),
+    "friedman1-2000": ("make_friedman1 (2000, noise-free)", _friedman_data(1, 2000, 0.0),
+                       "function"),
+    "friedman1-600": ("make_friedman1 (600, noise 1)", _friedman_data(1, 600, 1.0), "function"),
+    "sin-noise-0.1": ("sin(2πx) + noise 0.1", _sin_data(0.1), "function"),
+    "kink": ("|x − 0.3| + 0.5 sin(6πx), 256 rows", _kink_data, "function"),
+    "pendulum": ("damped pendulum θ(θ0, ω0, c, t), 1000 rows", _pendulum_data, "function"),
     "friedman1-50k": ("Friedman 1, 50,000 × 8, noise 1",
                       _friedman_data(1, 50_000, 1.0, n_features=8), "function"),
 }

@@ -11,8 +11,7 @@ import torch
 
 import deepbasis
 from conftest import SEEDS
-from deepbasis.estimator import BasisRegressor
-from deepbasis.estimator import selection
+from deepbasis.estimator import BasisRegressor, selection
 from deepbasis.estimator.regressor import PoorFitWarning
 from deepbasis.train.lstsq import gcv_lstsq, solve_head
 

@@ -168,12 +168,13 @@ def save_model(estimator, path: str | Path, **extra) -> Path:
 
 
 def _optional_fitted(estimator) -> dict:
-    """``n_iter``, ``noise_std``, ``head_ridge``, ``head_covariance`` when the estimator has
-    them (for ``predict(return_std=True)`` after loading)."""
+    """``n_iter``, ``noise_std``, ``head_ridge``, ``head_covariance`` (for
+    ``predict(return_std=True)`` after loading) and ``feature_importances`` when the estimator
+    has them."""
     fields = {}
     if getattr(estimator, "n_iter_", None) is not None:
         fields["n_iter"] = int(estimator.n_iter_)
-    for name in ("noise_std", "head_ridge", "head_covariance"):
+    for name in ("noise_std", "head_ridge", "head_covariance", "feature_importances"):
         value = getattr(estimator, f"{name}_", None)
         if value is not None:
             fields[name] = np.asarray(value, dtype=np.float64).tolist()
@@ -405,6 +406,8 @@ def _validate_description(path: Path, description: dict) -> dict:
     integer(fitted.get("best_member", 0), "fitted.best_member", 0, max(len(candidates) - 1, 0))
     if fitted.get("validation_mse") is not None:
         floats(fitted["validation_mse"], "fitted.validation_mse", len(candidates), finite=False)
+    if fitted.get("feature_importances") is not None:
+        floats(fitted["feature_importances"], "fitted.feature_importances", d)
 
     history = description.get("history")
     if history is not None:

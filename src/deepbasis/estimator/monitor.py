@@ -77,10 +77,30 @@ class HeldOutMonitor:
         initial, initial_rows = self.initial[key]
         if not math.isfinite(initial):
             return True
-        gain = initial - value
+        return self._clearly_lower(rows, value, initial_rows, initial)
+
+    def _clearly_lower(self, rows: np.ndarray, value: float, other_rows: np.ndarray,
+                       other: float) -> bool:
+        """Whether held-out row errors ``rows`` (mean ``value``) beat ``other_rows`` (mean
+        ``other``) by ``_SIGNIFICANCE`` standard errors of the row-by-row difference."""
+        gain = other - value
         w = self._w64.numpy()
-        spread = float(w @ (initial_rows - rows - gain) ** 2)  # weighted variance of the gains
+        spread = float(w @ (other_rows - rows - gain) ** 2)  # weighted variance of the gains
         return gain > _SIGNIFICANCE * math.sqrt(spread * float(w @ w))  # × 1/√n_eff
+
+    @torch.no_grad()
+    def clearly_better(self, challenger, incumbent) -> bool:
+        """Whether network ``challenger``'s held-out error (its current state) beats
+        ``incumbent``'s by ``_SIGNIFICANCE`` standard errors of the row-by-row difference
+        (both finite): a few dozen held-out rows do not tell a 10 % difference from luck."""
+        errors, rows = self._errors(challenger)
+        other_errors, other_rows = self._errors(incumbent)
+        value, other = float(errors.mean()), float(other_errors.mean())
+        if not math.isfinite(value):
+            return False
+        if not math.isfinite(other):
+            return True
+        return self._clearly_lower(rows, value, other_rows, other)
 
     def __call__(self, step: int, loss: float, model) -> bool:
         key = id(model)

@@ -32,6 +32,7 @@ from ..train.threads import check_threads, thread_policy
 from .calibration import posterior
 from .io import DTYPES, ModelFileError, read_model_file, save_model
 from .monitor import held_out_rows, row_groups
+from .relevance import importances, input_relevance
 from .scaling import (
     as_float_or_none,
     check_finite,
@@ -174,7 +175,12 @@ class BasisRegressor(RegressorMixin, BaseEstimator):
         feature_names_in_: input column names (when ``X`` had string column names).
         n_outputs_: number of target columns.
         width_: the width of ``model_`` (``width``, or what ``"auto"`` chose).
-        x_lower_, x_upper_: the input box mapped onto [0, 1]^d, each ``(n_features_in_,)``.
+        x_lower_, x_upper_: the training inputs' range, each ``(n_features_in_,)``: mapped onto
+            [0, 1]^d, or onto the relevance box when that was kept (``model_.domain``).
+        feature_importances_: ``(n_features_in_,)``, summing to 1: the relevance of each input
+            to the fitted function, the RMS over the training rows of its derivative along the
+            input's training range (:mod:`deepbasis.estimator.relevance`; ``None`` in a file
+            saved by an older deepbasis).
         y_mean_, y_scale_: the target standardization, each ``(n_outputs_,)``.
         seeds_: the E member seeds (shared by every activation).
         candidates_: ``(activation, seed)`` of every candidate, in training order.
@@ -324,7 +330,8 @@ class BasisRegressor(RegressorMixin, BaseEstimator):
         self._validation_mask = None  # (N,) the held-out rows, when rows are held out
         head = settings["head"]
         candidates = Candidates(
-            lambda seed, activation: self._make_model(seed, m, activation), self.seeds_,
+            lambda seed, activation, box: self._make_model(seed, m, activation, box),
+            self.seeds_,
             {"method": settings["method"], "steps": settings["steps"], "lr": settings["lr"],
              "progress": bool(self.progress), "threads": None,  # set by fit
              "lstsq_method": "gcv" if head == "gcv" else "auto"})
@@ -338,7 +345,8 @@ class BasisRegressor(RegressorMixin, BaseEstimator):
         else:  # candidates trained on most rows, chosen and stopped on the held-out rest
             self._validation_mask = held_out_rows(groups, settings["validation_fraction"], rng)
             choice = choose(candidates, activations, x, z, w, X, self._validation_mask,
-                            scale=scale, head=head, patience=settings["n_iter_no_change"],
+                            box=(self.x_lower_, self.x_upper_), scale=scale, head=head,
+                            patience=settings["n_iter_no_change"],
                             stop=settings["early_stopping"], rng=rng,
                             progress=bool(self.progress),
                             describe_range=lambda span: f"{span[0] * scale[0] + mean[0]:.4g} "
@@ -349,6 +357,8 @@ class BasisRegressor(RegressorMixin, BaseEstimator):
             _warn_if_poor(choice.validation_error)
         self.noise_std_, self.head_ridge_, self.head_covariance_ = posterior(
             model, x, z, w, head, scale, self._validation_mask)
+        self.feature_importances_ = importances(
+            input_relevance(model, x, self.x_lower_, self.x_upper_))
         self.activation_ = model.activation_name
         fold_target_scaling_(model, mean, scale)
         check_folded_head(model, Y)
@@ -461,12 +471,16 @@ class BasisRegressor(RegressorMixin, BaseEstimator):
 
     # --- helpers -----------------------------------------------------------------------------
 
-    def _make_model(self, seed: int, outputs: int, activation: str) -> MLP:
+    def _make_model(self, seed: int, outputs: int, activation: str,
+                    box: tuple[np.ndarray, np.ndarray] | None = None) -> MLP:
+        """An initialized network whose input ``box`` (default: the training data's,
+        ``x_lower_``, ``x_upper_``) maps onto [0, 1]^d."""
         settings = self._checked_settings()
+        lower, upper = (self.x_lower_, self.x_upper_) if box is None else box
         model = MLP(
             len(self.x_lower_), self.width_, settings["depth"], outputs,
             residual=bool(self.residual), activation=activation,
-            domain=(self.x_lower_.tolist(), self.x_upper_.tolist()),
+            domain=(lower.tolist(), upper.tolist()),
             dtype=settings["dtype"], device=settings["device"],
         )
         with warnings.catch_warnings():
@@ -569,7 +583,7 @@ def load_model(path: str | Path) -> BasisRegressor:
     # Added after format 1's first release: absent from older files (return_std then raises).
     history = description.get("history") or {}
     estimator.n_iter_ = int(fitted.get("n_iter", max(len(history.get("loss", [])) - 1, 0)))
-    for name in ("noise_std", "head_ridge", "head_covariance"):
+    for name in ("noise_std", "head_ridge", "head_covariance", "feature_importances"):
         value = fitted.get(name)
         setattr(estimator, f"{name}_", None if value is None else np.asarray(value,
                                                                              dtype=np.float64))

@@ -3,13 +3,17 @@
 The candidates are E members (seeds) per activation. Each trains on the training rows with the
 held-out monitor (early stopping, best state); a candidate whose predictions leave the targets'
 range at the training points, between them or across the training box is not kept; of the rest
-the one with the lowest held-out error is. With many rows the candidates race on a subset and
-only the winner trains on every row. The winner's head is finally re-solved on every row.
+the one with the lowest held-out error is. The candidates race: a few hundred steps on at most a
+few hundred rows (with many rows: every step on a subset), and only the winner trains on every
+row; before that, the winner's network on the input box rescaled by input relevance
+(:mod:`deepbasis.estimator.relevance`) is a further candidate, kept where it is clearly better.
+The winner's head is finally re-solved on every row.
 """
 
 from __future__ import annotations
 
 import copy
+import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,9 +25,12 @@ from ..nn.mlp import MLP
 from ..train.history import History
 from .head import solve_head_, training_data
 from .monitor import HeldOutMonitor
+from .relevance import POWERS, input_relevance, relevance_box
 
 _EXPLODE = 3.0  # predictions beyond the target range by this many spans "explode"
 RACE_ROWS = 4000  # above this many training rows, candidates race on a subset of this size
+RACE_STEPS = 200  # steps every candidate trains before only the best goes on
+SHORT_RACE_ROWS = 600  # ... on at most this many training rows (a step costs ∝ rows)
 
 
 class PoorFitWarning(UserWarning):
@@ -33,27 +40,34 @@ class PoorFitWarning(UserWarning):
 
 @dataclass
 class Candidates:
-    """How to build and train the candidates: ``make_model(seed, activation)`` gives an
-    initialized network, ``seeds`` are the E member seeds (shared by every activation), and
-    ``train`` the keyword arguments of :func:`deepbasis.fit`."""
+    """How to build and train the candidates: ``make_model(seed, activation, box)`` gives an
+    initialized network whose input box (None: the data's) maps onto [0, 1]^d, ``seeds`` are
+    the E member seeds (shared by every activation), and ``train`` the keyword arguments of
+    :func:`deepbasis.fit`."""
 
-    make_model: Callable[[int, str], MLP]
+    make_model: Callable[[int, str, tuple | None], MLP]
     seeds: list[int]
     train: dict
 
     def fit(self, activation: str, x, z, w, monitor: HeldOutMonitor | None,
-            progress: bool | str = False) -> list[tuple[MLP, History]]:
-        """Train the E members of one activation on (x, z) (weights w); each left at its
-        best held-out state when ``monitor`` restores them (early stopping)."""
+            progress: bool | str = False, *, steps: int | None = None,
+            box: tuple | None = None, seeds: list[int] | None = None
+            ) -> list[tuple[MLP, History]]:
+        """Train the members of one activation (``seeds``, default all E) on (x, z)
+        (weights w) for ``steps`` (default the setting); each left at its best held-out
+        state when ``monitor`` restores them (early stopping)."""
         from ..train.ensemble import fit_ensemble
         from ..train.fit import fit
 
         data = training_data(x, z, w)
         callbacks = () if monitor is None else (monitor,)
         train = {**self.train, "progress": progress}
-        if len(self.seeds) == 1:
-            seed = self.seeds[0]
-            model = self.make_model(seed, activation)
+        if steps is not None:
+            train["steps"] = steps
+        seeds = self.seeds if seeds is None else seeds
+        if len(seeds) == 1:
+            seed = seeds[0]
+            model = self.make_model(seed, activation, box)
             try:
                 history = fit(model, *data, generator=seed, callbacks=callbacks, **train)
             except FloatingPointError as error:
@@ -63,20 +77,23 @@ class Candidates:
                 history = error.history
             result = [(model, history)]
         else:
-            ensemble = fit_ensemble(lambda seed: self.make_model(seed, activation), *data,
-                                    seeds=self.seeds, callbacks=callbacks, **train)
+            ensemble = fit_ensemble(lambda seed: self.make_model(seed, activation, box), *data,
+                                    seeds=seeds, callbacks=callbacks, **train)
             result = list(zip(ensemble.models, ensemble.histories, strict=True))
         if monitor is not None:
             for model, _ in result:
                 monitor.restore(model)
         return result
 
-    def resume(self, model: MLP, x, z, w, monitor: HeldOutMonitor) -> History:
-        """Train ``model`` further on (x, z), from its current state (the winner of a race)."""
+    def resume(self, model: MLP, x, z, w, monitor: HeldOutMonitor, steps: int | None = None
+               ) -> History:
+        """Train ``model`` further on (x, z), from its current state (the winner of a race),
+        for ``steps`` (default the setting)."""
         from ..train.fit import fit
 
+        train = self.train if steps is None else {**self.train, "steps": steps}
         try:
-            history = fit(model, *training_data(x, z, w), callbacks=(monitor,), **self.train)
+            history = fit(model, *training_data(x, z, w), callbacks=(monitor,), **train)
         except FloatingPointError as error:
             warnings.warn(f"{error} BasisRegressor keeps that restored model.", RuntimeWarning,
                           stacklevel=5)
@@ -89,7 +106,8 @@ class Candidates:
 class Choice:
     """The kept candidate: its network (head on every row), history, index, the step whose
     state was kept, every candidate's held-out MSE ``(C, m)`` and the kept one's ``(m,)``
-    (standardized units)."""
+    (standardized units), the input relevance of the best candidate of the race ``(d,)``
+    (None with one input) and whether the kept network's input box was rescaled by it."""
 
     model: MLP
     history: History
@@ -97,34 +115,52 @@ class Choice:
     n_iter: int
     errors: np.ndarray
     validation_error: np.ndarray
+    relevance: np.ndarray | None = None
+    rescaled: bool = False
 
 
 def choose(candidates: Candidates, activations: list[str], x, z, w, X: np.ndarray,
-           validation_rows: np.ndarray, *, scale: np.ndarray, head: str, patience: int,
-           stop: bool, rng, progress: bool,
+           validation_rows: np.ndarray, *, box: tuple[np.ndarray, np.ndarray],
+           scale: np.ndarray, head: str, patience: int, stop: bool, rng, progress: bool,
            describe_range: Callable[[tuple[float, float]], str]) -> Choice:
     """Train every candidate on the rows not in ``validation_rows`` and keep the best on
-    those (module docstring): the lowest held-out MSE in units of y (``scale`` ``(m,)``, the
-    target's standard deviations), averaged over outputs. ``X`` are the raw inputs (for the
-    probe points), ``rng`` a RandomState (the race's subset and the probes)."""
+    those: the lowest held-out MSE in units of y (``scale`` ``(m,)``, the target's standard
+    deviations), averaged over outputs. ``X`` are the raw inputs (for the probe points) and
+    ``box`` their training range, ``rng`` a RandomState (the race's subset and the probes).
+
+    Successive halving: every candidate trains ``RACE_STEPS`` steps (early stopped; on a
+    random subset of ``SHORT_RACE_ROWS`` training rows when there are more), and only the
+    best trains for every step on every training row, so a fit costs about one candidate's
+    training and a short race however many candidates there are. With many rows the race
+    runs every step on a subset of ``RACE_ROWS`` training rows instead, and the winner goes
+    on on every row.
+    After the race, if the best candidate's input relevance is uneven
+    (:func:`relevance_box`), the same network is trained again as a further candidate on the
+    input box rescaled by relevance, and kept if its held-out error is lower.
+    """
     device, dtype = x.device, x.dtype
     val = torch.as_tensor(np.flatnonzero(validation_rows), device=device)
     tr = torch.as_tensor(np.flatnonzero(~validation_rows), device=device)
     w_tr = None if w is None else w[tr]
     w_val = torch.ones(len(val), dtype=dtype, device=device) if w is None else w[val]
     monitor = HeldOutMonitor(x[val], z[val], w_val, patience, stop)
+    steps = candidates.train["steps"]
     # Many rows: the candidates race on a random subset of the training rows, and only
     # the winner goes on to train on all of them (a step costs in proportion to rows).
-    race = len(activations) * len(candidates.seeds) > 1 and len(tr) > RACE_ROWS
-    rows = tr[torch.as_tensor(np.sort(rng.choice(len(tr), RACE_ROWS, replace=False)),
-                              device=device)] if race else tr
-    trained = []
+    race_rows = len(activations) * len(candidates.seeds) > 1 and len(tr) > RACE_ROWS
+    race_steps = steps if race_rows else min(steps, RACE_STEPS)
+    subset = RACE_ROWS if race_rows else SHORT_RACE_ROWS
+    rows = tr[torch.as_tensor(np.sort(rng.choice(len(tr), subset, replace=False)),
+                              device=device)] if len(tr) > subset else tr
+    w_rows = None if w is None else w[rows]
+    trained, kinds = [], []
     E = len(candidates.seeds)
     for i, activation in enumerate(activations):
         # Each candidate's bar says which it is ("relu 1/2"), so its ETA reads right.
         label = f"{activation}{f' ×{E}' if E > 1 else ''} {i + 1}/{len(activations)}"
-        trained += candidates.fit(activation, x[rows], z[rows], None if w is None else w[rows],
-                                  monitor, progress and label)
+        trained += candidates.fit(activation, x[rows], z[rows], w_rows, monitor,
+                                  progress and label, steps=race_steps)
+        kinds += [(activation, seed) for seed in candidates.seeds]
     errors = np.stack([monitor.final_error(one) for one, _ in trained])  # (C, m)
     probes = probe_points(X[~validation_rows], rng, dtype, device)
     low, high = z.amin(dim=0), z.amax(dim=0)
@@ -145,22 +181,59 @@ def choose(candidates: Candidates, activations: list[str], x, z, w, X: np.ndarra
     model, history = trained[best]
     n_iter = monitor.best_step(model, len(history.loss) - 1)
     validation_error = errors[best]
-    if race:
+    kept_in_range = not exploded[best]
+
+    # Input relevance: a basis spread evenly over irrelevant inputs is wasted on them.
+    activation, seed = kinds[best]
+    relevance, kept_box = None, None
+    if X.shape[1] > 1:
+        relevance = input_relevance(model, x[tr], *box)
+        for power in POWERS:
+            focused = relevance_box(*box, relevance, power)
+            if focused is None or not math.isfinite(ranking[best]):
+                break
+            label = f"{activation} on relevant inputs (power {power:g})"
+            one, one_history = candidates.fit(activation, x[rows], z[rows], w_rows, monitor,
+                                              progress and label, steps=race_steps,
+                                              box=focused, seeds=[seed])[0]
+            # Kept only when clearly better on the held-out rows (a standard error of the
+            # row-by-row difference) than the best so far: a lead of a few per cent after
+            # the race's steps need not last.
+            if monitor.clearly_better(one, model) and not explodes(one, probes, low, high):
+                model, history, validation_error = one, one_history, monitor.final_error(one)
+                n_iter = monitor.best_step(one, len(one_history.loss) - 1)
+                kept_in_range, kept_box = True, focused
+
+    if race_rows:  # the winner goes on from its state, on every training row
         raced = copy.deepcopy(model.state_dict())
         final = HeldOutMonitor(x[val], z[val], w_val, patience, stop)
         history = candidates.resume(model, x[tr], z[tr], w_tr, final)
-        if explodes(model, probes, low, high) and not exploded[best]:
+        if explodes(model, probes, low, high) and kept_in_range:
             model.load_state_dict(raced)  # the raced state was in range: keep it
         else:
             n_iter += final.best_step(model, len(history.loss) - 1)
             validation_error = final.final_error(model)
+    elif len(rows) < len(tr) or race_steps < steps and len(history.loss) > race_steps:
+        # The winner raced on a subset of the rows, or was still training when the race
+        # ended: train it again from its initialization, on every training row and for every
+        # step (on the same rows its first race_steps steps repeat exactly; a restarted
+        # optimizer would instead jolt a half-trained network).
+        final = HeldOutMonitor(x[val], z[val], w_val, patience, stop)
+        again, again_history = candidates.fit(activation, x[tr], z[tr], w_tr, final,
+                                              progress and activation, box=kept_box,
+                                              seeds=[seed])[0]
+        if not explodes(again, probes, low, high) or not kept_in_range:
+            model, history = again, again_history
+            n_iter = final.best_step(again, len(again_history.loss) - 1)
+            validation_error = final.final_error(again)
     # The basis was chosen on held-out rows; its head may now use every row, unless that
     # makes it leave the targets' range where the training rows' head did not.
     kept_head = copy.deepcopy(model.head.state_dict())
     solve_head_(model, x, z, w, head)
-    if not exploded[best] and explodes(model, probes, low, high):
+    if kept_in_range and explodes(model, probes, low, high):
         model.head.load_state_dict(kept_head)
-    return Choice(model, history, best, n_iter, errors, validation_error)
+    return Choice(model, history, best, n_iter, errors, validation_error, relevance,
+                  kept_box is not None)
 
 
 def probe_points(X: np.ndarray, rng, dtype, device) -> torch.Tensor:
