@@ -14,6 +14,12 @@ when the machine is shared), median of 3 splits; see ``regressor_suite`` below.
   /work/venv/bin/python benchmarks/bench_estimator.py --splits 1 --rows sin,franke
   /work/venv/bin/python benchmarks/bench_estimator.py --quick     (1 split, no 50,000-row row)
 
+``--suite criteria`` (issue 26, item 2): which criterion chooses the activation best — the
+held-out error (what fit uses), the Bayesian last layer's evidence on every row, or 5-fold
+cross-validation — on noisy and kinked rows (``criteria_suite`` below; ≈ 5 min):
+
+  /work/venv/bin/python benchmarks/bench_estimator.py --suite criteria
+
 ``--suite networks``: the estimator's defaults vs. the same-size MLP trained the usual ways:
 
   /work/venv/bin/python benchmarks/bench_estimator.py --suite networks          (≈ 8 min)
@@ -150,7 +156,8 @@ BASELINES = ("Adam MLP", "sklearn MLP")  # the ratio columns
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--suite", choices=("regressors", "networks"), default="regressors")
+    parser.add_argument("--suite", choices=("regressors", "networks", "criteria"),
+                        default="regressors")
     parser.add_argument("--seeds", type=int, default=3, help="networks suite: seeds")
     parser.add_argument("--steps", type=int, default=1000, help="networks suite: steps")
     parser.add_argument("--width", type=int, default=32, help="networks suite: width")
@@ -168,6 +175,9 @@ def main() -> None:
     torch.set_num_threads(1)  # every contestant on one core, like-for-like
     if args.suite == "regressors":
         regressor_suite(args)
+        return
+    if args.suite == "criteria":
+        criteria_suite(args)
         return
     if args.quick:
         args.seeds, args.steps = 1, 200
@@ -454,6 +464,69 @@ def regressor_suite(args) -> None:
         ours = medians.get("basis", math.nan)
         ratio = f"{ours / best:.2f}×" if best > 0 else "–"
         print(f"| {label} | " + " | ".join(cells) + f" | {ratio} |")
+    print(f"\ntotal wall time: {time.perf_counter() - start:.0f} s")
+
+
+# --- the criteria suite (issue 26, item 2) -----------------------------------------------------
+
+CRITERIA_ROWS = "sin-noise,sin-noise-0.1,kink,franke-noise,friedman1-600,diabetes"
+
+
+def criteria_suite(args) -> None:
+    """Which criterion picks the activation best: for each row, split and activation (ReLU,
+    tanh), BasisRegressor(activation=[a]) is fitted as usual (early stopping on 20 % held-out
+    rows, head re-solved on every row) and judged by (1) its held-out MSE (what fit uses), (2)
+    the log evidence of the Bayesian last layer on every row (the basis taken as fixed), and
+    (3) 5-fold cross-validation (five more fits, each on 4/5 of the rows). Prints the test
+    error of what each criterion picks beside the better of the two ("oracle")."""
+    from sklearn.model_selection import KFold
+
+    from deepbasis.estimator.calibration import log_evidence
+    from deepbasis.train.lstsq import design_matrix
+
+    rows = (args.rows or CRITERIA_ROWS).split(",")
+    picks = {c: [] for c in ("held-out", "evidence", "5-fold", "oracle")}
+    start = time.perf_counter()
+    with threadpool_limits(1), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for row in rows:
+            for split in range(args.splits):
+                X, y, test, truth = ROWS[row][1](split)
+                spread = float(np.std(truth))
+                scores = {}
+                for activation in ("relu", "tanh"):
+                    settings = {"activation": [activation], "random_state": split}
+                    model = BasisRegressor(**settings).fit(X, y)
+                    error = rmse(model.predict(test), truth) / spread
+                    with torch.no_grad():
+                        A = design_matrix(model.model_.features(
+                            torch.as_tensor(X, dtype=torch.float64))).numpy()
+                    evidence = log_evidence(A, (y - y.mean()) / y.std())
+                    folds = []
+                    for train, held in KFold(5, shuffle=True, random_state=split).split(X):
+                        fold = BasisRegressor(**settings).fit(X[train], y[train])
+                        folds.append(np.mean((fold.predict(X[held]) - y[held]) ** 2))
+                    scores[activation] = (error, float(model.validation_mse_[0]), evidence,
+                                          float(np.mean(folds)))
+                errors = {a: v[0] for a, v in scores.items()}
+                chosen = {"held-out": min(scores, key=lambda a: scores[a][1]),
+                          "evidence": max(scores, key=lambda a: scores[a][2]),
+                          "5-fold": min(scores, key=lambda a: scores[a][3]),
+                          "oracle": min(errors, key=errors.get)}
+                for criterion, activation in chosen.items():
+                    picks[criterion].append((row, errors[activation]))
+                print(f"  {row} split {split}: " + ", ".join(
+                    f"{a} test {v[0]:.2e} held-out {v[1]:.2e} evidence {v[2]:.1f} "
+                    f"5-fold {v[3]:.2e}" for a, v in scores.items())
+                    + " | picks " + ", ".join(f"{c} {a}" for c, a in chosen.items()),
+                    flush=True)
+    print("\nTest RMSE / std of the activation each criterion picks, median over "
+          f"{args.splits} split(s):\n")
+    print("| data | " + " | ".join(picks) + " |")
+    print("|---|" + "---|" * len(picks))
+    for row in rows:
+        cells = [f"{np.median([e for r, e in picks[c] if r == row]):.2e}" for c in picks]
+        print(f"| {ROWS[row][0]} | " + " | ".join(cells) + " |")
     print(f"\ntotal wall time: {time.perf_counter() - start:.0f} s")
 
 

@@ -68,7 +68,7 @@ def test_importances_sum_to_one_or_are_zero():
 @pytest.mark.parametrize("seed", SEEDS)
 def test_feature_importances_separate_the_unused_inputs(seed):
     X, y = _two_of_five(seed, n=300)
-    model = BasisRegressor(random_state=seed, steps=300).fit(X, y)
+    model = BasisRegressor(activation="tanh", random_state=seed, steps=300).fit(X, y)
     importance = model.feature_importances_
     assert importance.shape == (5,)
     assert abs(importance.sum() - 1.0) < 1e-12
@@ -87,9 +87,9 @@ def test_where_every_input_matters_evenly_the_fit_is_the_one_without_relevance(m
     rng = np.random.default_rng(3)
     X = rng.uniform(size=(200, 2))
     y = np.exp(-((X[:, 0] - 0.3) ** 2 + (X[:, 1] - 0.6) ** 2) * 4) + np.sin(3 * X[:, 1])
-    with_step = BasisRegressor(random_state=3, steps=150).fit(X, y)
+    with_step = BasisRegressor(activation="tanh", random_state=3, steps=150).fit(X, y)
     monkeypatch.setattr(relevance_module, "UNEVEN", 0.0)
-    without = BasisRegressor(random_state=3, steps=150).fit(X, y)
+    without = BasisRegressor(activation="tanh", random_state=3, steps=150).fit(X, y)
     np.testing.assert_array_equal(with_step.predict(X), without.predict(X))
     assert with_step.feature_importances_.min() > 0.25
 

@@ -105,3 +105,40 @@ def posterior(model: MLP, x, z, w, head: str, scale: np.ndarray, validation_mask
         covariance = np.where(np.isfinite(covariance), covariance, 0.0)
     return ((noise.sqrt() * units).to("cpu", torch.float64).numpy(),
             ridge.to("cpu", torch.float64).numpy(), covariance)
+
+
+def log_evidence(A: np.ndarray, b: np.ndarray, iterations: int = 100) -> float:
+    r"""Log marginal likelihood of targets ``b`` ``(N,)`` under the Bayesian last layer on
+    design rows ``A`` ``(N, k)``: θ ~ N(0, α⁻¹ I), b | θ ~ N(Aθ, β⁻¹ I), with α and β at
+    MacKay's fixed point (MacKay 1992, "Bayesian interpolation", eqs. 4.9-4.10):
+
+    .. math:: \log p(b) = \tfrac{k}{2}\log α + \tfrac{N}{2}\log β − \tfrac{β}{2}‖b − Aθ‖^2
+        − \tfrac{α}{2}‖θ‖^2 − \tfrac12 \log|αI + βA^TA| − \tfrac{N}{2}\log 2π.
+
+    It judges the basis Φ as fixed: for a basis trained on the same rows it is optimistic, which
+    is why ``BasisRegressor`` does not choose by it (``bench_estimator.py --suite criteria``)."""
+    A, b = np.asarray(A, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    N, k = A.shape
+    U, S, Vt = np.linalg.svd(A, full_matrices=False)
+    kept = S > np.finfo(np.float64).eps * max(A.shape) * S[0]
+    s2, c = S[kept] ** 2, U[:, kept].T @ b  # (r,), (r,): b's coordinates in A's range
+    outside = float(b @ b - c @ c)  # ‖b‖² beyond the range of A: a residual at any θ
+    alpha, beta = 1.0, 1.0 / max(float(np.var(b)), 1e-300)
+    for _ in range(iterations):
+        shrink = beta * s2 / (alpha + beta * s2)  # (r,)
+        gamma = float(shrink.sum())  # the well-determined parameters
+        coef = shrink * c / np.sqrt(s2)  # θ in V's coordinates: β s c / (α + β s²)
+        misfit = float(((1 - shrink) ** 2 * c**2).sum()) + max(outside, 0.0)
+        norm = float((coef**2).sum())
+        new_alpha = gamma / max(norm, 1e-300)
+        new_beta = (N - gamma) / max(misfit, 1e-300)
+        if abs(new_alpha - alpha) <= 1e-10 * alpha and abs(new_beta - beta) <= 1e-10 * beta:
+            alpha, beta = new_alpha, new_beta
+            break
+        alpha, beta = new_alpha, new_beta
+    shrink = beta * s2 / (alpha + beta * s2)
+    coef = shrink * c / np.sqrt(s2)
+    misfit = float(((1 - shrink) ** 2 * c**2).sum()) + max(outside, 0.0)
+    log_det = float(np.log(alpha + beta * s2).sum()) + (k - len(s2)) * np.log(alpha)
+    return float(k / 2 * np.log(alpha) + N / 2 * np.log(beta) - beta / 2 * misfit
+                 - alpha / 2 * float((coef**2).sum()) - log_det / 2 - N / 2 * np.log(2 * np.pi))

@@ -40,6 +40,14 @@ def held_out_rows(groups: np.ndarray, fraction: float, rng) -> np.ndarray:
     return in_val[groups]
 
 
+def clearly_lower(rows: np.ndarray, other_rows: np.ndarray, w: np.ndarray) -> bool:
+    """Whether per-row errors ``rows`` ``(n,)`` beat ``other_rows`` on the same rows (weights
+    ``w`` summing to 1) by ``_SIGNIFICANCE`` standard errors of the row-by-row difference."""
+    gain = float(w @ (other_rows - rows))
+    spread = float(w @ (other_rows - rows - gain) ** 2)  # weighted variance of the gains
+    return gain > _SIGNIFICANCE * math.sqrt(spread * float(w @ w))  # × 1/√n_eff
+
+
 class HeldOutMonitor:
     """Held-out error of every member during training; early stopping and the best state.
 
@@ -72,6 +80,12 @@ class HeldOutMonitor:
         """Weighted MSE per output ``(m,)`` and squared error per row, mean over outputs."""
         squared = ((model(self.x) - self.z) ** 2).to("cpu", torch.float64)  # (n_val, m)
         return (self._w64 @ squared).numpy(), squared.mean(dim=1).numpy()
+
+    @torch.no_grad()
+    def row_errors(self, model) -> np.ndarray:
+        """Squared error of ``model`` (its current state) on each held-out row ``(n_val,)``,
+        mean over outputs, standardized units."""
+        return self._errors(model)[1]
 
     def _beats_initial(self, key: int, value: float, rows: np.ndarray) -> bool:
         initial, initial_rows = self.initial[key]

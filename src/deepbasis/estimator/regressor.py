@@ -105,9 +105,10 @@ class BasisRegressor(RegressorMixin, BaseEstimator):
     (``benchmarks/bench_estimator.py``). With ``ensemble = E > 1`` each activation gets E
     members with different seeds, trained as one batched computation
     (:func:`deepbasis.fit_ensemble`). Whenever there is more than one candidate, a random
-    ``validation_fraction`` of the rows is held out, every candidate is trained on the rest,
-    the one with the lowest validation error is kept, and its linear head is re-solved by least
-    squares on *all* rows (the hidden layers stay as trained). Prediction uses that one
+    ``validation_fraction`` of the rows is held out; every candidate trains 200 steps on at most
+    600 of the other rows (a race), the one with the lowest validation error is retrained from
+    its initialization on every training row for every step, and its linear head is re-solved
+    by least squares on *all* rows (the hidden layers stay as trained). Prediction uses that one
     network, not a mean: it is as cheap to evaluate, save and analyse as a single fit. Pass one
     name (``activation="relu"``) to train a single network on every row.
 
@@ -121,10 +122,16 @@ class BasisRegressor(RegressorMixin, BaseEstimator):
     predictive standard deviation from the Bayesian view of the head: noise plus the head's
     uncertainty, its 95 % interval covering ~94 % of new observations (see :meth:`predict`).
 
-    **Many rows.** With several candidates and more than 4,000 training rows, the candidates
-    race on a random subset of 4,000 training rows (each stopped early); only the winner then
-    trains on every training row, from the state it reached, again with early stopping. This
-    keeps the cost of choosing an activation independent of the number of rows.
+    **Irrelevant inputs.** ``feature_importances_`` is each input's relevance: the RMS over the
+    training rows of the fitted function's derivative along the input's training range. When
+    some inputs matter much less than others, the race's winner is also trained on an input box
+    that squeezes them (:mod:`deepbasis.estimator.relevance`), so its basis varies mostly along
+    the relevant inputs, and that network is kept if it is clearly better on the held-out rows.
+
+    **Many rows.** With several candidates and more than 4,000 training rows, the race runs
+    every step on a random subset of 4,000 training rows (each candidate stopped early); only
+    the winner then trains on every training row, from the state it reached, again with early
+    stopping. This keeps the cost of choosing an activation independent of the number of rows.
 
     **Defaults** (width 64 up to 10,000 rows and 32 above, depth 4, residual Box init, LSGD,
     1000 steps, learning rate 1e-2, float64, ReLU-or-tanh) were chosen on the targets of
@@ -186,6 +193,10 @@ class BasisRegressor(RegressorMixin, BaseEstimator):
         candidates_: ``(activation, seed)`` of every candidate, in training order.
         validation_mse_: validation mean squared error of every candidate, in the units of
             ``y`` averaged over outputs (``None`` with a single candidate).
+        cv_mse_: with several candidates and at most 600 training rows, every candidate's
+            mean squared error over K folds (each row held out once; units of ``y``, averaged
+            over outputs); it overrules ``validation_mse_`` where it is clearly lower (a
+            standard error of the row-by-row difference). ``None`` otherwise.
         best_member_: index into ``candidates_`` of the kept network.
         n_iter_: the training step whose state was kept (the best held-out error with early
             stopping; the last step otherwise); after a race on a subset (many rows), the
@@ -325,7 +336,7 @@ class BasisRegressor(RegressorMixin, BaseEstimator):
         activations = settings["activations"]
         self.seeds_ = [int(s) for s in rng.randint(0, 2**31 - 1, size=settings["ensemble"])]
         self.candidates_ = [(a, seed) for a in activations for seed in self.seeds_]
-        self.validation_mse_ = None
+        self.validation_mse_ = self.cv_mse_ = None
         self.best_member_ = 0
         self._validation_mask = None  # (N,) the held-out rows, when rows are held out
         head = settings["head"]
@@ -350,9 +361,12 @@ class BasisRegressor(RegressorMixin, BaseEstimator):
                             stop=settings["early_stopping"], rng=rng,
                             progress=bool(self.progress),
                             describe_range=lambda span: f"{span[0] * scale[0] + mean[0]:.4g} "
-                                                        f"… {span[1] * scale[0] + mean[0]:.4g}")
+                                                        f"… {span[1] * scale[0] + mean[0]:.4g}",
+                            groups=groups)
             model, history = choice.model, choice.history
             self.validation_mse_ = (choice.errors * scale**2).mean(axis=1)  # in units of y
+            self.cv_mse_ = None if choice.cv_errors is None else \
+                (choice.cv_errors * scale**2).mean(axis=1)
             self.best_member_, self.n_iter_ = choice.best, choice.n_iter
             _warn_if_poor(choice.validation_error)
         self.noise_std_, self.head_ridge_, self.head_covariance_ = posterior(
@@ -580,6 +594,7 @@ def load_model(path: str | Path) -> BasisRegressor:
     estimator.best_member_ = int(fitted.get("best_member", 0))
     mse = fitted.get("validation_mse")
     estimator.validation_mse_ = None if mse is None else np.asarray(mse, dtype=np.float64)
+    estimator.cv_mse_ = None  # not stored: a record of the choice, not needed to predict
     # Added after format 1's first release: absent from older files (return_std then raises).
     history = description.get("history") or {}
     estimator.n_iter_ = int(fitted.get("n_iter", max(len(history.get("loss", [])) - 1, 0)))
