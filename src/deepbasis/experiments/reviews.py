@@ -59,6 +59,15 @@ REVIEWS: dict[str, list[Review]] = {
                "case in which the LSGD loss is momentarily overtaken\", so which "
                "architectures are \"typical\" is not settled by the text."),
     ],
+    "cyr2020.fig10": [
+        Review("sin(2πx): ~first-order convergence in width and in depth", "ambiguous in the paper",
+               "The depth sweep's width, learning rate and iterations are not stated. Ours "
+               "(width 8, lr 5e-3 as Figs. 5 and 9): depth helps from L = 2 to 8 (slope ≈ "
+               "−1.1 there) and then stalls — RMS 1.6e-3, 1.35e-3, 1.6e-3 at L = 8, 16, 32 "
+               "with 5,000 iterations and 8 seeds (paper profile; slope −0.55 over 2–32; "
+               "−0.59 at default's 1,000). The width sweep converges at first order or "
+               "better (−1.12)."),
+    ],
     "cyr2020.table1": [
         Review("GD per iteration for depth ≥ 16 (our", "our target",
                "Our catalogue's ≤ 1.10 ×; measured 1.15 and 1.16 at depth 16 (widths 4, 16), "
@@ -88,28 +97,40 @@ REVIEWS: dict[str, list[Review]] = {
                _REFUTATIONS + "test_remark1_printed_formula_falls_with_h_while_simulation_rises"),
     ],
     "sahs.curvature_correlation": [
-        Review("Depth 1: the correlation", "refuted",
-               "At depth 1 (500 units) the correlation does not rise for every target: for "
-               "sin(x²) it falls in every seed (Δ −0.060, 95 % interval −0.083 to −0.036; the "
-               "paper: +0.162), and the sin(x) and x³ intervals include 0. Caveat: sin(x²) "
-               "ends at Σε² = 5.9 after 2,000 Adam steps, so \"until convergence\" could "
-               "change it.",
+        Review("Depth 1, trained to convergence", "refuted",
+               "Trained to convergence (Adam, learning rate cut tenfold on each plateau, up "
+               "to 20,000 steps): at depth 1 (500 units) the correlation does not rise for "
+               "every target — for sin(x²) it falls in every seed (Δ −0.058, 95 % interval "
+               "−0.092 to −0.025; the paper: +0.162) and x³'s interval includes 0 (+0.002 ± "
+               "0.03). Caveat: a 500-unit shallow network fits sin(x²) on [−3, 3] only to "
+               "Σε² ≈ 3.7, where the loss stalls.",
                _REFUTATIONS + "test_shallow_breakpoints_move_away_from_the_curvature_of_sin_x2"),
-        Review("Depth 4: the correlation", "needs the paper profile",
-               "2,000 Adam steps vs the paper's \"until convergence\": x³ ends at Σε² = 0.12 "
-               "with Δ ≈ 0 (the paper: −0.900 → +0.688); the other three rise. The paper "
-               "profile trains 20,000 steps."),
-        Review("The rise is larger at depth 4 than at depth 1", "needs the paper profile",
-               "Holds for sin(x) and sin(x²); x³ (unconverged at depth 4) and the cubic spline "
-               "(interval −0.05 to +0.16 with 3 seeds) do not show it."),
+        Review("Depth 1, 2,000 Adam steps", "refuted",
+               "The same finding after 2,000 steps (sin(x²): Δ −0.060, −0.083 to −0.036).",
+               _REFUTATIONS + "test_shallow_breakpoints_move_away_from_the_curvature_of_sin_x2"),
+        Review("Depth 4, 2,000 Adam steps", "setup deviation",
+               "2,000 steps is the sweep's other reading, not the paper's \"until "
+               "convergence\": x³ is still at Σε² = 0.12 with Δ ≈ 0. Trained to convergence "
+               "(the claim above) every target rises at depth 4, x³ by +0.71 (the paper: "
+               "+1.59)."),
+        Review("2,000 adam steps: the rise is larger", "setup deviation",
+               "As above: x³ unconverged after 2,000 steps; converged, the depth-4 rise "
+               "exceeds depth 1's for three of four targets (next)."),
+        Review("Trained to convergence: the rise is larger", "ambiguous in the paper",
+               "Holds for sin(x), x³ and sin(x²) (Welch intervals above 0); not for the cubic "
+               "spline (−0.027, −0.049 to −0.004). The paper's spline is 8 random points it "
+               "does not print: ours curves most near the centre, where the default init's "
+               "breakpoints already crowd (initial r +0.43 vs the paper's −0.16), which "
+               "leaves little to gain."),
     ],
     "sahs.uniform_breakpoints": [
         Review("Little effect on the quadratic", "inconclusive",
-               "Found after the review, when the mean comparison became an equivalence test "
-               "with 20 runs per arm: uniform breakpoints lower x²/2's test loss by 19 %, with "
-               "a 90 % interval (−35 %, −3 %) that straddles the −25 % margin — neither "
-               "\"little effect\" nor a large one is shown (the paper's 5 runs, 0.1032 vs "
-               "0.1118, cannot tell either)."),
+               "Found after the review, when the mean comparison became an equivalence test. "
+               "With 80 runs per arm at default (20 before: −19 %, interval −35 % to −3 %) "
+               "uniform breakpoints lower x²/2's test loss by 18 %, 90 % interval −26 % to "
+               "−10 %: an effect is shown (the interval excludes 0), but whether it is "
+               "\"little\" (inside ±25 %) still straddles the margin; the paper's 5 runs "
+               "(0.1032 vs 0.1118, −8 %) cannot tell either."),
     ],
     "go.fig5": [
         Review("GO + LSGD reaches a lower test error", "refuted",
@@ -125,18 +146,22 @@ REVIEWS: dict[str, list[Review]] = {
                "the paper's steps and data."),
     ],
     "milkert.table1": [
-        Review("gives the lowest min and the lowest mean MSE", "inconclusive",
-               "With 10 models per row at default (the paper: 30), enforced is lowest in both "
-               "columns on x³, x¹¹ and sin(πx/2) but not on tanh(3x) (min 8.2e-7 vs 4.3e-7 "
-               "for not enforced, mean 2.6e-6 vs 1.9e-6); on no target do the two pretrained "
-               "rows differ beyond seed noise (Mann–Whitney p 0.27–1.0 on log MSE), and the "
-               "paper's 20 × gap in mean MSE on x³ (5.27e-7 vs 1.02e-5) is 1.4 × here (1.8e-6 "
-               "vs 2.6e-6)."),
+        Review("gives the lowest min and the lowest mean MSE", "refuted",
+               "At the paper's 30 models per row (paper profile; 10 at default gave the same "
+               "picture) the two pretrained rows are indistinguishable: mean MSE on x³ 2.75e-6 "
+               "(enforced) vs 2.47e-6 (not enforced) — the paper's 20 × gap (5.27e-7 vs "
+               "1.02e-5) is not there — and on tanh(3x) not enforced is lower in both "
+               "columns (min 1.7e-7 vs 5.7e-7). Caveat: in 28–30 of 30 x³ and x¹¹ models a "
+               "ReLU clipped a partial sum during stage-1 pretraining, which the paper does "
+               "not mention.",
+               "no small-scale test yet (each pretrained model trains 4–8 s); the paper-"
+               "profile run: `deepbasis run milkert.table1 --profile paper`"),
         Review("three orders of magnitude on x³", "ambiguous in the paper",
                "The text copy says \"three orders of magnitude\"; the paper's own published "
-               "Table 1 gives 2.11e-5 / 7.86e-8 ≈ 270 × (2.4 orders). Ours at default, 10 "
-               "models: 180 × on x³ (82 × on x¹¹) — fails the text's reading, agrees in order "
-               "with the table's (the ≥ 1 order claim passes)."),
+               "Table 1 gives 2.11e-5 / 7.86e-8 ≈ 270 × (2.4 orders). Ours at the paper's 30 "
+               "models: 169 × on x³ (34 × on x¹¹; 180 × on x³ with 10 at default) — fails the "
+               "text's reading, agrees in order with the table's (the ≥ 1 order claim "
+               "passes)."),
     ],
     "sahs.pieces_vs_depth": [
         Review("does not grow exponentially with depth", "ambiguous in the paper",
@@ -199,20 +224,21 @@ REVIEWS: dict[str, list[Review]] = {
                "The paper's code calls this init \"He\": median |Δ slope| falls 20 × from "
                "depth 1 to 4 at default."),
         Review("He (normal, N(0, 2/fan_in) biases): the breakpoint distribution grows wider",
-               "inconclusive",
-               "Rewritten with the flatter-with-depth check (was the IQR grouped by layer, a "
-               "sign test that passed): over 20 networks per depth the IQR goes 1.79 → 1.95, "
-               "95 % interval of the difference −0.17 to +0.32; under PyTorch's default it "
-               "widens clearly (1.98 → 2.5)."),
+               "ambiguous in the paper",
+               "Which init the paper's \"He\" is: its code's is PyTorch's default (the next "
+               "claims). Under true He, with 100 networks per depth at default (20 before: "
+               "−0.17 to +0.32), the IQR does not widen: 1.90 → 1.92 from depth 1 to 4, 95 % "
+               "interval of the difference −0.08 to +0.12; under PyTorch's default it widens "
+               "clearly (1.93 → 2.49), so the claim holds under the paper's own init only."),
     ],
     "sahs.spiky": [
         Review("Both fit the training data", "refuted",
                "Check rewritten (was a ratio of two small losses; now the paper's own final "
                "sine loss, 1.02 summed over 20 points, as the bar), then judged at default "
-               "(the paper's 20,000 epochs, 2 seeds): the standard networks do not fit the "
-               "sawtooth's points — summed loss 3.0–5.4 over 8 seeds (shallow), 4.2–5.5 "
-               "(deep) — and one spiky deep x² network stalls at 11.9. The smooth targets "
-               "fit (≤ 0.9).",
+               "(the paper's 20,000 epochs; paper profile, 5 seeds): the standard networks do "
+               "not fit the sawtooth's points — mean summed loss 3.8 (shallow; 3.0–5.4 over "
+               "seeds 0–7) and 4.5 (deep) — and spiky deep x² averages 2.4 (one seed stalls). "
+               "The other smooth-target rows fit (≤ 0.34).",
                _REFUTATIONS + "test_shallow_network_misses_the_sawtooth_points"),
     ],
     "milkert.regions": [
