@@ -8,10 +8,10 @@ pre-activations' cut planes); residual networks; Adam.
 **Left panel**: 6 polynomials, 16 residual layers of width 6, ReLU and tanh, LSGD vs GD, 10 runs.
 The paper gives no learning rates for this panel, so they are a sweep: those of Fig. 3 (ReLU:
 GD 5e-4, LSGD 5e-3; tanh: GD 1e-4, LSGD 1e-2, "roughly 10 / 100 times higher for LSGD") times
-each of ``lr_factors`` (0.1, 1, 10, 100), and claims 1 and 2 compare each (activation, method) at its
-best rate of the sweep (lowest final mean log10 loss), so that no method or activation loses by
-a rate the paper did not fix; 10⁴ iterations (paper profile; 2,000 in the default profile, 6
-seeds).
+each of ``lr_factors`` (0.1, 1, 10, 100), and claims 1 and 2 compare each (activation,
+method) at its best rate of the sweep (lowest final mean log10 loss), so that no method or
+activation loses by a rate the paper did not fix; 10⁴ iterations (paper profile; 2,000 in the
+default profile, 6 seeds).
 
 **Right panel**: a ReLU ResNet of width w fits the first w polynomials, for several depths;
 LSGD with learning rate 0.0005 (as stated). The error of a run is the minimum over iterations
