@@ -68,3 +68,43 @@ def test_small_data_is_judged_by_every_row_once(monkeypatch):
     monkeypatch.setattr(selection, "CV_ROWS", 0)  # one split: the race runs once
     BasisRegressor(random_state=5, steps=60).fit(X, y)
     assert len(held_out) <= 2  # the race's held-out rows (and the winner's retraining)
+
+
+def _curve(error, loss):
+    return np.stack([np.asarray(error, float), np.asarray(loss, float)], axis=1)  # (T, 2)
+
+
+def test_cv_steps_stops_where_the_held_out_error_turns_while_the_loss_falls():
+    """Issue 26: the K-fold curve's minimum in the race's first half, when by the end the
+    held-out error has risen while the training loss fell (noise being fitted)."""
+    from deepbasis.estimator.selection import cv_steps
+
+    steps = np.arange(0, 201, 5)
+    error = 1.0 + 1e-3 * (steps - 20.0) ** 2 / 400  # lowest at step 20
+    loss = 1.0 / (1 + steps)  # falling throughout
+    assert cv_steps(_curve(error, loss), 200) == 20
+    # still falling (noise-free fit): train on as usual
+    assert cv_steps(_curve(1 / (1 + steps), loss), 200) is None
+    # lowest late in the race: train on as usual
+    assert cv_steps(_curve(1.0 + 1e-3 * (steps - 150.0) ** 2, loss), 200) is None
+    # the error rose with the training loss (an optimizer jolt, not overfitting)
+    jolt = np.where(steps > 100, 10.0, 1.0 / (1 + steps))
+    assert cv_steps(_curve(jolt, jolt), 200) is None
+    assert cv_steps(_curve(np.full(41, np.inf), loss), 200) is None
+
+
+def test_held_out_monitor_records_the_error_and_loss_curve():
+    import torch
+
+    from deepbasis.estimator.monitor import HeldOutMonitor
+
+    x = torch.linspace(0, 1, 20, dtype=torch.float64)[:, None]
+    z = torch.sin(x)
+    model = torch.nn.Linear(1, 1).double()
+    monitor = HeldOutMonitor(x, z, torch.ones(20, dtype=torch.float64), patience=10, stop=True)
+    for step in range(13):
+        monitor(step, 1.0 / (1 + step), model)
+    curve = monitor.curve(model, 20)  # steps 0, 5, ..., 20; measured up to step 10
+    assert curve.shape == (5, 2)
+    assert curve[:, 1].tolist() == [1.0, 1 / 6, 1 / 11, 1 / 11, 1 / 11]
+    assert np.allclose(curve[:, 0], monitor.error(model).mean())

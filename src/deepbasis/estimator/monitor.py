@@ -70,6 +70,7 @@ class HeldOutMonitor:
         self.best: dict[int, tuple[float, int, dict, np.ndarray]] = {}
         self.last: dict[int, np.ndarray] = {}
         self.initial: dict[int, tuple[float, np.ndarray]] = {}  # step 0: mean and row errors
+        self.curves: dict[int, list[tuple[int, float, float]]] = {}  # (step, error, loss)
 
     @torch.no_grad()
     def error(self, model) -> np.ndarray:
@@ -124,6 +125,7 @@ class HeldOutMonitor:
         errors, rows = self._errors(model)
         self.last[key] = errors
         value = float(errors.mean()) if np.isfinite(errors).all() else math.inf
+        self.curves.setdefault(key, []).append((step, value, float(loss)))
         if record is None:
             self.initial[key] = (value, rows)
         if record is None or (value < record[0] * (1 - _TOLERANCE)
@@ -146,6 +148,19 @@ class HeldOutMonitor:
     def final_error(self, model) -> np.ndarray:
         record = self.best.get(id(model))
         return self.error(model) if record is None else record[3]
+
+    def curve(self, model, steps: int) -> np.ndarray:
+        """Held-out error (mean over outputs) and training loss of ``model`` at steps 0,
+        ``VALIDATE_EVERY``, …, ``steps``: ``(steps // VALIDATE_EVERY + 1, 2)``; after an early
+        stop the last measured values carry on."""
+        grid = np.arange(0, steps + 1, VALIDATE_EVERY)
+        measured = self.curves.get(id(model), [])
+        if not measured:
+            return np.full((len(grid), 2), math.inf)
+        at = np.array([m[0] for m in measured], dtype=float)
+        values = np.array([m[1:] for m in measured], dtype=float)  # (measured, 2)
+        index = np.searchsorted(at, grid, side="right") - 1  # the last measurement ≤ each step
+        return values[np.maximum(index, 0)]
 
     def best_step(self, model, last: int) -> int:
         record = self.best.get(id(model))

@@ -24,7 +24,7 @@ import torch
 from ..nn.mlp import MLP
 from ..train.history import History
 from .head import solve_head_, training_data
-from .monitor import HeldOutMonitor, clearly_lower
+from .monitor import VALIDATE_EVERY, HeldOutMonitor, clearly_lower
 from .relevance import POWERS, input_relevance, relevance_box
 
 _EXPLODE = 3.0  # predictions beyond the target range by this many spans "explode"
@@ -180,6 +180,7 @@ def choose(candidates: Candidates, activations: list[str], x, z, w, X: np.ndarra
     if groups is not None and len(trained) > 1 and len(tr) <= CV_ROWS:
         folds = _cross_validated(candidates, activations, x, z, w, groups, validation_rows,
                                  errors, np.stack([monitor.row_errors(one) for one, _ in trained]),
+                                 np.stack([monitor.curve(one, race_steps) for one, _ in trained]),
                                  patience=patience, stop=stop, steps=race_steps, rng=rng)
     probes = probe_points(X[~validation_rows], rng, dtype, device)
     low, high = z.amin(dim=0), z.amax(dim=0)
@@ -201,7 +202,7 @@ def choose(candidates: Candidates, activations: list[str], x, z, w, X: np.ndarra
         # The K-fold error overrules the one split only where it is clearly lower (a standard
         # error of the row-by-row difference over every row): on noisy rows the candidates'
         # errors are often within noise of each other, and then the split's choice stands.
-        cv_errors, row_errors, row_weights = folds
+        cv_errors, row_errors, row_weights, _ = folds
         cv_ranking = (cv_errors * scale**2).mean(axis=1)
         cv_ranking = np.where(np.isfinite(ranking) & np.isfinite(cv_ranking), cv_ranking,
                               np.inf)
@@ -235,7 +236,19 @@ def choose(candidates: Candidates, activations: list[str], x, z, w, X: np.ndarra
                 n_iter = monitor.best_step(one, len(one_history.loss) - 1)
                 kept_in_range, kept_box = True, focused
 
-    if race_rows:  # the winner goes on from its state, on every training row
+    # K folds: where the winner's error over every row stopped falling early in the race,
+    # training on longer fits noise (one split's early stop is too noisy to see it).
+    cap = None if folds is None or kept_box is not None else cv_steps(folds[3][best],
+                                                                      race_steps)
+    if cap is not None:  # the winner trains again from its initialization, for cap steps
+        final = HeldOutMonitor(x[val], z[val], w_val, patience, False)  # no early stop
+        again, again_history = candidates.fit(activation, x[tr], z[tr], w_tr, final,
+                                              progress and activation, steps=cap,
+                                              seeds=[seed])[0]
+        if not explodes(again, probes, low, high) or not kept_in_range:
+            model, history, n_iter = again, again_history, cap
+            validation_error = final.final_error(again)
+    elif race_rows:  # the winner goes on from its state, on every training row
         raced = copy.deepcopy(model.state_dict())
         final = HeldOutMonitor(x[val], z[val], w_val, patience, stop)
         history = candidates.resume(model, x[tr], z[tr], w_tr, final)
@@ -269,8 +282,9 @@ def choose(candidates: Candidates, activations: list[str], x, z, w, X: np.ndarra
 
 def _cross_validated(candidates: Candidates, activations: list[str], x, z, w,
                      groups: np.ndarray, validation_rows: np.ndarray, errors: np.ndarray,
-                     row_errors: np.ndarray, *, patience: int, stop: bool, steps: int, rng
-                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                     row_errors: np.ndarray, curves: np.ndarray, *, patience: int, stop: bool,
+                     steps: int, rng
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Every candidate's held-out error over K folds: ``errors`` ``(C, m)`` and ``row_errors``
     ``(C, n_val)`` on the held-out rows, and the same race with each other fold held out (the
     training rows' groups dealt at random into K − 1 parts, K − 1 = 1/share − 1 ≤ 4 for a
@@ -282,6 +296,7 @@ def _cross_validated(candidates: Candidates, activations: list[str], x, z, w,
     parts = int(min(4, max(1, round(1 / max(validation_rows.mean(), 1e-12)) - 1)))
     order = rng.permutation(np.unique(groups[~validation_rows]))
     total = errors * weights[validation_rows].sum()
+    curve_total = curves * weights[validation_rows].sum()
     rows, row_weights = [row_errors], [weights[validation_rows]]
     for part in np.array_split(order, parts):
         held = np.isin(groups, part)  # (N,)
@@ -297,11 +312,30 @@ def _cross_validated(candidates: Candidates, activations: list[str], x, z, w,
                                       monitor, steps=steps)
         total = total + np.stack([monitor.final_error(one) for one, _ in trained]) \
             * weights[held].sum()
+        curve_total = curve_total + np.stack([monitor.curve(one, steps) for one, _ in trained]) \
+            * weights[held].sum()
         rows.append(np.stack([monitor.row_errors(one) for one, _ in trained]))
         row_weights.append(weights[held])
     row_weights = np.concatenate(row_weights)
     return (total / row_weights.sum(), np.concatenate(rows, axis=1),
-            row_weights / row_weights.sum())
+            row_weights / row_weights.sum(), curve_total / row_weights.sum())
+
+
+def cv_steps(curve: np.ndarray, steps: int) -> int | None:
+    """How many steps to train, from a K-fold ``curve`` ``(T, 2)``: the held-out error and the
+    training loss every ``VALIDATE_EVERY`` steps of a ``steps``-step race. Where the held-out
+    error is lowest in the race's first half, and by the race's end it has risen while the
+    training loss fell (training fits noise), that step; None otherwise (the error was still
+    falling, or rose with the training loss: a jolt of the optimizer, not noise being fitted).
+    """
+    error, loss = curve[:, 0], curve[:, 1]
+    if not np.isfinite(curve).all():
+        return None
+    best = int(np.argmin(error))
+    if best * VALIDATE_EVERY > steps // 2 or not (error[-1] > error[best]
+                                                  and loss[-1] < loss[best]):
+        return None
+    return best * VALIDATE_EVERY
 
 
 def probe_points(X: np.ndarray, rng, dtype, device) -> torch.Tensor:
