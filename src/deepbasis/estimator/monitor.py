@@ -88,20 +88,11 @@ class HeldOutMonitor:
         mean over outputs, standardized units."""
         return self._errors(model)[1]
 
-    def _beats_initial(self, key: int, value: float, rows: np.ndarray) -> bool:
+    def _beats_initial(self, key: int, rows: np.ndarray) -> bool:
         initial, initial_rows = self.initial[key]
         if not math.isfinite(initial):
             return True
-        return self._clearly_lower(rows, value, initial_rows, initial)
-
-    def _clearly_lower(self, rows: np.ndarray, value: float, other_rows: np.ndarray,
-                       other: float) -> bool:
-        """Whether held-out row errors ``rows`` (mean ``value``) beat ``other_rows`` (mean
-        ``other``) by ``_SIGNIFICANCE`` standard errors of the row-by-row difference."""
-        gain = other - value
-        w = self._w64.numpy()
-        spread = float(w @ (other_rows - rows - gain) ** 2)  # weighted variance of the gains
-        return gain > _SIGNIFICANCE * math.sqrt(spread * float(w @ w))  # × 1/√n_eff
+        return clearly_lower(rows, initial_rows, self._w64.numpy())
 
     @torch.no_grad()
     def clearly_better(self, challenger, incumbent) -> bool:
@@ -110,12 +101,11 @@ class HeldOutMonitor:
         (both finite): a few dozen held-out rows do not tell a 10 % difference from luck."""
         errors, rows = self._errors(challenger)
         other_errors, other_rows = self._errors(incumbent)
-        value, other = float(errors.mean()), float(other_errors.mean())
-        if not math.isfinite(value):
+        if not math.isfinite(float(errors.mean())):
             return False
-        if not math.isfinite(other):
+        if not math.isfinite(float(other_errors.mean())):
             return True
-        return self._clearly_lower(rows, value, other_rows, other)
+        return clearly_lower(rows, other_rows, self._w64.numpy())
 
     def __call__(self, step: int, loss: float, model) -> bool:
         key = id(model)
@@ -129,7 +119,7 @@ class HeldOutMonitor:
         if record is None:
             self.initial[key] = (value, rows)
         if record is None or (value < record[0] * (1 - _TOLERANCE)
-                              and self._beats_initial(key, value, rows)):
+                              and self._beats_initial(key, rows)):
             state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             self.best[key] = (value, step, state, errors)
             return False

@@ -112,9 +112,8 @@ class Candidates:
 class Choice:
     """The kept candidate: its network (head on every row), history, index, the step whose
     state was kept, every candidate's held-out MSE ``(C, m)`` and the kept one's ``(m,)``
-    (standardized units), the input relevance of the best candidate of the race ``(d,)``
-    (None with one input), whether the kept network's input box was rescaled by it, and every
-    candidate's K-fold MSE ``(C, m)`` (None where K folds were not run)."""
+    (standardized units), and every candidate's K-fold MSE ``(C, m)`` (None where K folds
+    were not run)."""
 
     model: MLP
     history: History
@@ -122,8 +121,6 @@ class Choice:
     n_iter: int
     errors: np.ndarray
     validation_error: np.ndarray
-    relevance: np.ndarray | None = None
-    rescaled: bool = False
     cv_errors: np.ndarray | None = None  # (C, m) over K folds, where they were run
 
 
@@ -217,7 +214,7 @@ def choose(candidates: Candidates, activations: list[str], x, z, w, X: np.ndarra
 
     # Input relevance: a basis spread evenly over irrelevant inputs is wasted on them.
     activation, seed = kinds[best]
-    relevance, kept_box = None, None
+    kept_box = None
     if X.shape[1] > 1:
         relevance = input_relevance(model, x[tr], *box)
         for power in POWERS:
@@ -276,8 +273,8 @@ def choose(candidates: Candidates, activations: list[str], x, z, w, X: np.ndarra
     solve_head_(model, x, z, w, head)
     if kept_in_range and explodes(model, probes, low, high):
         model.head.load_state_dict(kept_head)
-    return Choice(model, history, best, n_iter, errors, validation_error, relevance,
-                  kept_box is not None, None if folds is None else folds[0])
+    return Choice(model, history, best, n_iter, errors, validation_error,
+                  None if folds is None else folds[0])
 
 
 def _cross_validated(candidates: Candidates, activations: list[str], x, z, w,
