@@ -102,15 +102,11 @@ def _breakpoints(model) -> np.ndarray:
     return np.concatenate([c.x.numpy() for c in spline.crossings])
 
 
-def _correlations(xs: np.ndarray, grid: np.ndarray, curvature: np.ndarray,
-                  bandwidths) -> dict[str, float]:
-    """Pearson r of the breakpoints' kernel density with |f''|, per bandwidth (Scott's and
-    the fixed ones)."""
-    out = {}
-    for bw in [None, *bandwidths]:
-        density = breakpoint_density(xs, grid, bandwidth=bw)
-        out[_SCOTT if bw is None else f"{bw:g}"] = float(np.corrcoef(density, curvature)[0, 1])
-    return out
+def _densities(xs: np.ndarray, grid: np.ndarray, bandwidths) -> dict[str, np.ndarray]:
+    """The breakpoints' kernel density on ``grid`` per bandwidth (Scott's and the fixed
+    ones)."""
+    return {_SCOTT if bw is None else f"{bw:g}": breakpoint_density(xs, grid, bandwidth=bw)
+            for bw in [None, *bandwidths]}
 
 
 def _adam(model, x, y, *, lr: float, steps: int, max_steps: int, window: int, rel: float,
@@ -167,7 +163,9 @@ def run(settings: Mapping[str, Any], seeds: tuple[int, ...]) -> list[dict[str, A
                                 window=settings["plateau_window"],
                                 rel=settings["plateau_rel"], on_step=at_steps)
         points["converged"] = _breakpoints(model)
-        corr = {k: _correlations(v, grid, curvature, bandwidths) for k, v in points.items()}
+        densities = {k: _densities(v, grid, bandwidths) for k, v in points.items()}
+        corr = {k: {bw: float(np.corrcoef(d, curvature)[0, 1]) for bw, d in by_bw.items()}
+                for k, by_bw in densities.items()}
         records.append({
             "seed": seed, "corr": corr,
             # the claims' reading (Scott's bandwidth), kept under the old names
@@ -178,8 +176,7 @@ def run(settings: Mapping[str, Any], seeds: tuple[int, ...]) -> list[dict[str, A
                                                               len(losses) - 1)],
             "loss_converged": losses[-1], "steps_converged": len(losses) - 1,
             "plateau": plateau,
-            "density": {k: breakpoint_density(v, grid)[::4].tolist()
-                        for k, v in points.items()},
+            "density": {k: by_bw[_SCOTT][::4].tolist() for k, by_bw in densities.items()},
         })
     return records
 

@@ -62,11 +62,11 @@ def cells(params: Mapping[str, Any]) -> list[Cell]:
 def _stack(models: list[MLP]) -> list[torch.Tensor]:
     """[W₁, b₁, …, W_head, b_head], each stacked over the members: ``(E, out, in)``, ``(E, 1,
     out)``."""
-    layers = [*models[0].layers, models[0].head]
+    per_model = [[*m.layers, m.head] for m in models]
     out = []
-    for k in range(len(layers)):
-        out.append(torch.stack([[*m.layers, m.head][k].weight for m in models]))
-        out.append(torch.stack([[*m.layers, m.head][k].bias for m in models])[:, None, :])
+    for layers in zip(*per_model, strict=True):  # layer k of every member
+        out.append(torch.stack([layer.weight for layer in layers]))
+        out.append(torch.stack([layer.bias for layer in layers])[:, None, :])
     return [t.clone().requires_grad_(True) for t in out]
 
 
