@@ -85,3 +85,40 @@ def test_cuda_forward_matches_cpu():
     x = torch.rand(20, 1, dtype=torch.float64)
     expected = model(x)
     torch.testing.assert_close(model.cuda()(x.cuda()).cpu(), expected)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("residual", [False, True])
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+def test_mean_network_is_exactly_the_mean_of_its_networks(seed, residual, activation):
+    from deepbasis.nn.mlp import mean_network
+
+    g = torch.Generator().manual_seed(seed)
+    domain = ([0.0, -1.0], [2.0, 3.0])
+    networks = [MLP(2, width, 3, out_features=2, residual=residual, activation=activation,
+                    domain=domain, dtype=torch.float64) for width in (3, 5, 4)]
+    for network in networks:  # random weights everywhere, the head included
+        for parameter in network.parameters():
+            parameter.data = torch.randn(parameter.shape, generator=g, dtype=torch.float64)
+    mean = mean_network(networks)
+    x = torch.rand(9, 2, generator=g, dtype=torch.float64) * 4 - 1
+    assert mean.width == 12 and mean.domain == networks[0].domain
+    expected = sum(network(x) for network in networks) / 3
+    torch.testing.assert_close(mean(x), expected, **tol(torch.float64))
+    torch.testing.assert_close(mean.features(x),
+                               torch.cat([network.features(x) for network in networks], dim=1),
+                               **tol(torch.float64))
+
+
+@pytest.mark.parametrize(("other", "name"), [
+    ({"depth": 2}, "depth"), ({"activation": "tanh"}, "activation_name"),
+    ({"residual": True}, "residual"), ({"domain": (0.0, 2.0)}, "domain"),
+])
+def test_mean_network_refuses_networks_that_differ(other, name):
+    from deepbasis.nn.mlp import mean_network
+
+    settings = {"depth": 3, "activation": "relu", "residual": False, "domain": None}
+    with pytest.raises(ValueError, match=f"network 1 has {name}=.* the networks must share it"):
+        mean_network([MLP(1, 4, **settings), MLP(1, 4, **{**settings, **other})])
+    with pytest.raises(ValueError, match="at least one network"):
+        mean_network([])

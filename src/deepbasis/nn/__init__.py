@@ -7,7 +7,7 @@ from .compositional import (
     eq5_scales,
     triangle,
 )
-from .mlp import ACTIVATIONS, MLP, Sine, make_activation
+from .mlp import ACTIVATIONS, MLP, Sine, make_activation, mean_network
 
 __all__ = [
     "ACTIVATIONS",
@@ -18,5 +18,6 @@ __all__ = [
     "Sine",
     "eq5_scales",
     "make_activation",
+    "mean_network",
     "triangle",
 ]

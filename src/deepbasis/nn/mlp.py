@@ -158,3 +158,54 @@ def _domain_bounds(domain, in_features: int) -> tuple[torch.Tensor, torch.Tensor
     if (upper <= lower).any():
         raise ValueError(f"domain needs lower < upper in every coordinate, got {domain!r}")
     return lower, upper
+
+
+@torch.no_grad()
+def mean_network(models: Sequence[MLP]) -> MLP:
+    """One :class:`MLP` whose output is exactly the mean of ``models``' outputs.
+
+    The K networks side by side are one network of width Σ w_k: the first layers' rows are
+    stacked, every later hidden layer is block-diagonal (so each block sees only its own
+    network's features, through the same activation and residual connections) and the head is
+    the members' heads side by side, each divided by K. The result is an ordinary basis network
+    of K·w features (``features`` are the members' features side by side), so the head can be
+    re-solved on it, saved and analysed like any other.
+
+    Args:
+        models: networks of the same input size, depth, outputs, activation, residual setting,
+            domain, dtype and device (widths may differ).
+
+    Raises:
+        ValueError: no models, or models that differ in any of the above.
+
+    Examples:
+        >>> a, b = MLP(2, 8, 3, residual=True), MLP(2, 8, 3, residual=True)
+        >>> x = torch.rand(5, 2)
+        >>> torch.allclose(mean_network([a, b])(x), (a(x) + b(x)) / 2, atol=1e-6)
+        True
+    """
+    models = list(models)
+    if not models:
+        raise ValueError("mean_network needs at least one network, got none")
+    first = models[0]
+    signature = ("in_features", "depth", "out_features", "residual", "activation_name",
+                 "domain")
+    for k, model in enumerate(models[1:], start=1):
+        for name in signature:
+            if getattr(model, name) != getattr(first, name):
+                raise ValueError(f"mean_network: network {k} has {name}="
+                                 f"{getattr(model, name)!r} but network 0 has "
+                                 f"{getattr(first, name)!r}; the networks must share it")
+    weight = first.head.weight
+    mean = MLP(first.in_features, sum(model.width for model in models), first.depth,
+               first.out_features, residual=first.residual, activation=first.activation_name,
+               domain=first.domain, dtype=weight.dtype, device=weight.device)
+    mean.layers[0].weight.copy_(torch.cat([model.layers[0].weight for model in models]))
+    for i in range(1, first.depth):
+        mean.layers[i].weight.copy_(torch.block_diag(*(m.layers[i].weight for m in models)))
+    for i in range(first.depth):
+        mean.layers[i].bias.copy_(torch.cat([model.layers[i].bias for model in models]))
+    mean.head.weight.copy_(torch.cat([model.head.weight for model in models], dim=1)
+                           / len(models))
+    mean.head.bias.copy_(torch.stack([model.head.bias for model in models]).mean(dim=0))
+    return mean
