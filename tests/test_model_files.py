@@ -79,6 +79,8 @@ def test_header_sizes_are_checked_against_the_tensors_before_allocation(
     (lambda d: d["fitted"].update(target_is_1d="yes"), "fitted.target_is_1d"),
     (lambda d: d["fitted"].update(feature_names_in=[1, 2]), "fitted.feature_names_in"),
     (lambda d: d["fitted"].update(validation_mse=[1.0, 2.0]), "fitted.validation_mse"),
+    (lambda d: d["fitted"].update(n_networks=0), "fitted.n_networks"),
+    (lambda d: d["fitted"].update(n_networks=4), "fitted.n_networks"),  # divides no 6 · K
     (lambda d: d.update(history=[1, 2]), "history"),
     (lambda d: d.update(history={"loss": "abc"}), "history"),
     (lambda d: d["history"].update(loss=["a"]), "history"),
@@ -144,7 +146,9 @@ def test_version_1_files_load_with_a_warning_and_resave_as_version_2(saved, tmp_
     loaded.save(path)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert read_description(path)["architecture"]["width"] == 6
+        description = read_description(path)
+        assert description["architecture"]["width"] == 6 * loaded.n_networks_
+        assert description["fitted"]["n_networks"] == loaded.n_networks_
         np.testing.assert_array_equal(load_model(path).predict(saved[1]), saved[2])
     with safe_open(str(path), framework="pt") as handle:
         assert handle.metadata()["format_version"] == str(io.FORMAT_VERSION) == "2"

@@ -60,19 +60,13 @@ def noise_variance(features: torch.Tensor, z, w, head: str, validation_mask
     weights = torch.ones(n, dtype=features.dtype, device=features.device) if w is None \
         else w.to(features.dtype)
     z = z.to(features.dtype)
-    train = torch.ones(n, dtype=torch.bool, device=features.device) \
-        if validation_mask is None else ~torch.as_tensor(validation_mask, device=features.device)
-    A, b, rows = weigh_rows(features[train], z[train], weights[train])
-    theta, _, dof, Vh, inverse = ridge_posterior(A, b, rows, head)
-    residual = ((A @ theta - b) ** 2).sum(dim=0)  # (m,)
+    val = torch.zeros(n, dtype=torch.bool, device=features.device) \
+        if validation_mask is None else torch.as_tensor(validation_mask, device=features.device)
+    errors, (residual, rows, dof) = _held_out_errors(features, z, weights, val, head)
     nu_train = (rows - dof).clamp_min(1.0)
     train_variance = residual / nu_train
     if validation_mask is None:
         return train_variance, nu_train
-    val = ~train
-    a = features[val]  # (n_val, k)
-    leverage = ((a @ Vh.mT) ** 2) @ inverse  # (n_val, m): a_iᵀ (AᵀA + λI)⁻¹ a_i
-    errors = (z[val] - a @ theta) ** 2 / (1.0 + leverage)  # (n_val, m)
     n_val = float(weights[val].sum())
     val_variance = weights[val] @ errors / n_val  # (m,)
     ratio = (val_variance / train_variance).to("cpu", torch.float64).numpy()
@@ -84,15 +78,56 @@ def noise_variance(features: torch.Tensor, z, w, head: str, validation_mask
     return variance, nu
 
 
+def _held_out_errors(features: torch.Tensor, z, weights, held: torch.Tensor, head: str):
+    """The head solved on the design rows ``features`` outside ``held`` (weights ``weights``),
+    and each held-out row's squared error divided by its predictive factor 1 + h_i, h_i =
+    a_iᵀ (AᵀWA + λI)⁻¹ a_i: ``(n_held, m)``; with the solve's residual ‖Aθ − b‖² ``(m,)``, its
+    number of rows Σ w and its effective degrees of freedom tr H ``(m,)``."""
+    A, b, rows = weigh_rows(features[~held], z[~held], weights[~held])
+    theta, _, dof, Vh, inverse = ridge_posterior(A, b, rows, head)
+    a = features[held]  # (n_held, k)
+    leverage = ((a @ Vh.mT) ** 2) @ inverse  # (n_held, m)
+    errors = (z[held] - a @ theta) ** 2 / (1.0 + leverage)
+    return errors, (((A @ theta - b) ** 2).sum(dim=0), rows, dof)
+
+
 @torch.no_grad()
-def posterior(model: MLP, x, z, w, head: str, scale: np.ndarray, validation_mask
+def folds_noise_variance(folds: list[tuple[MLP, np.ndarray]], x, z, w, head: str
+                         ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The noise variance σ² ``(m,)`` and its degrees of freedom ν from K networks, each with
+    the rows it never saw ``(N,)`` (the folds of a K-fold split, every row in one): network k's
+    head solved on its other rows predicts each of its held-out rows i with error e_i of
+    variance σ² (1 + h_i) (see :func:`noise_variance`), so σ² = mean(e_i² / (1 + h_i)) over
+    every row, on ν = N rows instead of one fold's."""
+    total, count = None, 0.0
+    for network, held in folds:
+        features = design_matrix(network.features(x))  # (N, k)
+        weights = torch.ones(len(features), dtype=features.dtype, device=features.device) \
+            if w is None else w.to(features.dtype)
+        held = torch.as_tensor(held, device=features.device)
+        errors, _ = _held_out_errors(features, z.to(features.dtype), weights, held, head)
+        part = weights[held] @ errors  # (m,)
+        total = part if total is None else total + part
+        count += float(weights[held].sum())
+    return total / count, torch.full_like(total, count)
+
+
+@torch.no_grad()
+def posterior(model: MLP, x, z, w, head: str, scale: np.ndarray, validation_mask,
+              folds: list[tuple[MLP, np.ndarray]] | None = None
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(noise_std, head_ridge, head_covariance)`` of the fitted (standardized) ``model``
-    on rows (x, z, w), in units of y (``scale``): see ``BasisRegressor.predict``."""
+    on rows (x, z, w), in units of y (``scale``): see ``BasisRegressor.predict``. Where
+    ``model`` is the mean of K networks that each never saw one fold of the rows (``folds``:
+    network and held-out mask), the noise comes from every row's error when held out
+    (:func:`folds_noise_variance`)."""
     features = design_matrix(model.features(x))  # (N, w + 1): one forward pass for both
     A, b, rows = weigh_rows(features, z, w)
     _, ridge, _, Vh, inverse = ridge_posterior(A, b, rows, head)  # every row's head
-    noise, dof = noise_variance(features, z, w, head, validation_mask)  # (m,) (m,)
+    if folds:
+        noise, dof = folds_noise_variance(folds, x, z, w, head)
+    else:
+        noise, dof = noise_variance(features, z, w, head, validation_mask)  # (m,) (m,)
     # σ is estimated from ν residual degrees of freedom: the predictive distribution is then
     # Student-t with ν degrees of freedom (σ² with the noninformative prior), whose variance
     # is ν / (ν − 2) times the plug-in one; both terms below carry that factor.

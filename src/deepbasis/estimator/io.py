@@ -168,12 +168,14 @@ def save_model(estimator, path: str | Path, **extra) -> Path:
 
 
 def _optional_fitted(estimator) -> dict:
-    """``n_iter``, ``noise_std``, ``head_ridge``, ``head_covariance`` (for
+    """``n_iter``, ``n_networks``, ``noise_std``, ``head_ridge``, ``head_covariance`` (for
     ``predict(return_std=True)`` after loading) and ``feature_importances`` when the estimator
     has them."""
     fields = {}
     if getattr(estimator, "n_iter_", None) is not None:
         fields["n_iter"] = int(estimator.n_iter_)
+    if getattr(estimator, "n_networks_", None) is not None:
+        fields["n_networks"] = int(estimator.n_networks_)
     for name in ("noise_std", "head_ridge", "head_covariance", "feature_importances"):
         value = getattr(estimator, f"{name}_", None)
         if value is not None:
@@ -408,6 +410,9 @@ def _validate_description(path: Path, description: dict) -> dict:
         floats(fitted["validation_mse"], "fitted.validation_mse", len(candidates), finite=False)
     if fitted.get("feature_importances") is not None:
         floats(fitted["feature_importances"], "fitted.feature_importances", d)
+    networks = integer(fitted.get("n_networks", 1), "fitted.n_networks", 1, checked["width"])
+    if checked["width"] % networks:
+        fail("fitted.n_networks", f"must divide the width {checked['width']}, got {networks}")
 
     history = description.get("history")
     if history is not None:

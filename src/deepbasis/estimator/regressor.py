@@ -108,8 +108,15 @@ class BasisRegressor(RegressorMixin, BaseEstimator):
     ``validation_fraction`` of the rows is held out; every candidate trains 200 steps on at most
     600 of the other rows (a race), the one with the lowest validation error is retrained from
     its initialization on every training row for every step, and its linear head is re-solved
-    by least squares on *all* rows (the hidden layers stay as trained). Prediction uses that one
-    network, not a mean: it is as cheap to evaluate, save and analyse as a single fit. Pass one
+    by least squares on *all* rows (the hidden layers stay as trained). On noisy rows (GCV's
+    noise estimate for the kept network at least 0.5 % of the target's standard deviation,
+    ``head="gcv"``, at most 4,000 training rows) the kept network is instead averaged with one
+    network per other fold of a K-fold split (K = 1 / ``validation_fraction``, at most 5), each
+    trained on the rows outside its fold and stopped early on it: the mean has seen every row
+    and averages out what each network fitted of the noise (10-25 % lower test error on the
+    benchmark's noisy rows). Prediction uses one network either way: the K networks side by
+    side are one network of K × ``width`` features (:func:`deepbasis.nn.mlp.mean_network`), as
+    cheap to evaluate, save and analyse as a single fit (``n_networks_`` says K). Pass one
     name (``activation="relu"``) to train a single network on every row.
 
     **Noise, early stopping, saying no.** By default (``head="gcv"``) every head solve is a
@@ -181,7 +188,10 @@ class BasisRegressor(RegressorMixin, BaseEstimator):
         n_features_in_: number of input columns.
         feature_names_in_: input column names (when ``X`` had string column names).
         n_outputs_: number of target columns.
-        width_: the width of ``model_`` (``width``, or what ``"auto"`` chose).
+        width_: the width of each network (``width``, or what ``"auto"`` chose);
+            ``model_`` has ``n_networks_ × width_`` features.
+        n_networks_: the number of networks averaged into ``model_``: K on noisy rows (see
+            *Candidates*), else 1.
         x_lower_, x_upper_: the training inputs' range, each ``(n_features_in_,)``: mapped onto
             [0, 1]^d, or onto the relevance box when that was kept (``model_.domain``).
         feature_importances_: ``(n_features_in_,)``, summing to 1: the relevance of each input
@@ -204,7 +214,9 @@ class BasisRegressor(RegressorMixin, BaseEstimator):
         noise_std_: the noise level σ of each output (units of ``y``), times √(ν / (ν − 2)):
             estimated from the held-out rows' prediction errors, pooled with the training rows'
             GCV residuals when the hidden layers have not fitted those (see
-            ``predict(return_std=True)``; GCV's ‖r‖² / (N − tr H) without held-out rows).
+            ``predict(return_std=True)``; GCV's ‖r‖² / (N − tr H) without held-out rows); for
+            a mean of K networks, from every row's error in the network that held it out
+            (ν = N).
         head_ridge_: the λ of the final head of each output (standardized targets, unscaled
             design rows; 0 with ``head="lstsq"``).
         head_covariance_: ``(n_outputs_, width + 1, width + 1)`` posterior covariance of each
@@ -339,6 +351,7 @@ class BasisRegressor(RegressorMixin, BaseEstimator):
         self.validation_mse_ = self.cv_mse_ = None
         self.best_member_ = 0
         self._validation_mask = None  # (N,) the held-out rows, when rows are held out
+        folds, averaged = None, 1  # where model is a mean: each network, the rows it never saw
         head = settings["head"]
         candidates = Candidates(
             lambda seed, activation, box: self._make_model(seed, m, activation, box),
@@ -363,17 +376,19 @@ class BasisRegressor(RegressorMixin, BaseEstimator):
                             describe_range=lambda span: f"{span[0] * scale[0] + mean[0]:.4g} "
                                                         f"… {span[1] * scale[0] + mean[0]:.4g}",
                             groups=groups)
-            model, history = choice.model, choice.history
+            model, history, folds = choice.model, choice.history, choice.folds
+            averaged = choice.averaged
             self.validation_mse_ = (choice.errors * scale**2).mean(axis=1)  # in units of y
             self.cv_mse_ = None if choice.cv_errors is None else \
                 (choice.cv_errors * scale**2).mean(axis=1)
             self.best_member_, self.n_iter_ = choice.best, choice.n_iter
             _warn_if_poor(choice.validation_error)
         self.noise_std_, self.head_ridge_, self.head_covariance_ = posterior(
-            model, x, z, w, head, scale, self._validation_mask)
+            model, x, z, w, head, scale, self._validation_mask, folds)
         self.feature_importances_ = importances(
             input_relevance(model, x, self.x_lower_, self.x_upper_))
         self.activation_ = model.activation_name
+        self.n_networks_ = averaged  # model_ is their mean: n_networks_ × width_ features
         fold_target_scaling_(model, mean, scale)
         check_folded_head(model, Y)
         self.model_ = model.eval()
@@ -582,7 +597,8 @@ def load_model(path: str | Path) -> BasisRegressor:
     if fitted.get("feature_names_in") is not None:
         estimator.feature_names_in_ = np.asarray(fitted["feature_names_in"], dtype=object)
     estimator.n_outputs_ = model.out_features
-    estimator.width_ = model.width
+    estimator.n_networks_ = int(fitted.get("n_networks", 1))  # absent from older files: 1
+    estimator.width_ = model.width // estimator.n_networks_
     estimator._target_is_1d = bool(fitted["target_is_1d"])
     estimator.x_lower_ = np.asarray(file.x_lower)
     estimator.x_upper_ = np.asarray(file.x_upper)
