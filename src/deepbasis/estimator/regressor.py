@@ -114,7 +114,9 @@ class BasisRegressor(RegressorMixin, BaseEstimator):
     network per other fold of a K-fold split (K = 1 / ``validation_fraction``, at most 5), each
     trained on the rows outside its fold and stopped early on it: the mean has seen every row
     and averages out what each network fitted of the noise (10-25 % lower test error on the
-    benchmark's noisy rows). Prediction uses one network either way: the K networks side by
+    benchmark's noisy rows). The K networks take the smoothing head, penalized by the fitted
+    function's curvature (:mod:`deepbasis.estimator.smoothing`), where its K-fold error is
+    lower than their heads'. Prediction uses one network either way: the K networks side by
     side are one network of K × ``width`` features (:func:`deepbasis.nn.mlp.mean_network`), as
     cheap to evaluate, save and analyse as a single fit (``n_networks_`` says K). Pass one
     name (``activation="relu"``) to train a single network on every row.

@@ -23,10 +23,11 @@ import torch
 
 from ..nn.mlp import MLP, mean_network
 from ..train.history import History
-from ..train.lstsq import gcv_lstsq
+from ..train.lstsq import design_matrix, gcv_lstsq, set_head_
 from .head import solve_head_, training_data, weighted_rows
 from .monitor import VALIDATE_EVERY, HeldOutMonitor, clearly_lower
 from .relevance import POWERS, input_relevance, relevance_box
+from .smoothing import curvature_penalty, smoothing_head
 
 _EXPLODE = 3.0  # predictions beyond the target range by this many spans "explode"
 RACE_ROWS = 4000  # above this many training rows, candidates race on a subset of this size
@@ -134,6 +135,7 @@ class Choice:
     averaged: int = 1  # networks averaged into ``model`` (K on noisy rows, else 1)
     #: where ``model`` is a mean: each network averaged and the rows it never saw ``(N,)``
     folds: list[tuple[MLP, np.ndarray]] | None = None
+    smoothed: bool = False  # the K networks' heads are smoothing heads (curvature-penalized)
 
 
 def choose(candidates: Candidates, activations: list[str], x, z, w, X: np.ndarray,
@@ -285,14 +287,16 @@ def choose(candidates: Candidates, activations: list[str], x, z, w, X: np.ndarra
         # out; their mean has seen every row and averages out what each fitted of the noise.
         # (their folds and seeds drawn from the kept network's seed: the same for rows given
         # as integer weights as for those rows repeated, whatever rng drew for other counts)
+        member_rng = np.random.RandomState(seed)
         members = _fold_members(candidates, activation, x, z, w, groups, validation_rows,
-                                patience=patience, steps=cap, box=kept_box,
-                                rng=np.random.RandomState(seed))
-        mean = mean_network([model, *(one for one, _ in members)])
+                                patience=patience, steps=cap, box=kept_box, rng=member_rng)
+        networks = [(copy.deepcopy(model), validation_rows), *members]
+        smoothed = _smooth_heads_if_better_(networks, x, z, w, member_rng)
+        mean = mean_network([one for one, _ in networks])
         if not explodes(mean, probes, low, high) or not kept_in_range:
             return Choice(mean, history, best, n_iter, errors, validation_error,
-                          None if folds is None else folds[0], averaged=len(members) + 1,
-                          folds=[(model, validation_rows), *members])
+                          None if folds is None else folds[0], averaged=len(networks),
+                          folds=networks, smoothed=smoothed)
     # The basis was chosen on held-out rows; its head may now use every row, unless that
     # makes it leave the targets' range where the training rows' head did not.
     kept_head = copy.deepcopy(model.head.state_dict())
@@ -371,6 +375,46 @@ def _fold_members(candidates: Candidates, activation: str, x, z, w, groups: np.n
                                    monitor, steps=steps, box=box, seeds=[seed])
         members.append((one, held))
     return members
+
+
+@torch.no_grad()
+def _smooth_heads_if_better_(networks: list[tuple[MLP, np.ndarray]], x, z, w, rng) -> bool:
+    """Give each of the K ``networks`` (network, the rows it never saw) the smoothing head
+    (:mod:`deepbasis.estimator.smoothing`) solved on its other rows, where that has the lower
+    K-fold error than the heads they have: every row judged once, by the network that never
+    saw it. Returns whether.
+
+    The lower error, not a clearly lower one: on noisy rows a smoother fit's gain is small
+    against the noise in each row's error (sin + noise 0.01, 256 rows: a gain of 3.5e-6 in
+    standardized MSE against a standard error of 6.9e-6, for 18 % lower test error), and the
+    K-fold error is the better of two estimates either way. Measured (bench_estimator.py, 3
+    splits): sin + noise 0.01 3.52e-3 → 2.90e-3 and sin + noise 0.1 2.48e-2 → 1.98e-2 (medians);
+    on make_friedman1 and Franke + noise (2 of 3 splits) the smoothing head's K-fold error is
+    higher and the heads stay."""
+    weights = np.ones(len(x)) if w is None else w.to("cpu", torch.float64).numpy()
+    heads, rows, other_rows, row_weights = [], [], [], []
+    for network, held in networks:
+        train = torch.as_tensor(np.flatnonzero(~held), device=x.device)
+        val = torch.as_tensor(np.flatnonzero(held), device=x.device)
+        try:
+            head = smoothing_head(network, x[train], z[train], None if w is None else w[train],
+                                  curvature_penalty(network, x[train], rng))
+        except torch.linalg.LinAlgError:  # a penalty Cholesky cannot factor: keep the heads
+            return False
+        features = design_matrix(network.features(x[val]))
+        smooth = ((features @ head - z[val]) ** 2).mean(dim=1)  # (n_val,)
+        current = ((network(x[val]) - z[val]) ** 2).mean(dim=1)
+        heads.append(head)
+        rows.append(smooth.to("cpu", torch.float64).numpy())
+        other_rows.append(current.to("cpu", torch.float64).numpy())
+        row_weights.append(weights[held])
+    row_weights = np.concatenate(row_weights)
+    rows, other_rows = np.concatenate(rows), np.concatenate(other_rows)
+    if not np.isfinite(rows).all() or not row_weights @ rows < row_weights @ other_rows:
+        return False
+    for (network, _), head in zip(networks, heads, strict=True):
+        set_head_(network.head, head)
+    return True
 
 
 @torch.no_grad()
