@@ -309,6 +309,52 @@ def _diabetes_data(seed):
     return X, y, test, truth  # real data: the test targets are noisy observations
 
 
+def _step_data(seed):
+    """A jump of 1 at x = 0.4 on a line 0.3 x, 300 random points, noise-free."""
+    rng = np.random.default_rng(seed)
+    f = lambda x: np.where(x[:, 0] > 0.4, 1.0, 0.0) + 0.3 * x[:, 0]  # noqa: E731
+    X = rng.uniform(size=(300, 1))
+    test = np.linspace(0.0, 1.0, 2001)[:, None]
+    return X, f(X), test, f(test)
+
+
+def _steps_2d_data(seed):
+    """floor(3 x0) + sin(3 x1) on 800 random points + noise 0.05: steps along one input."""
+    rng = np.random.default_rng(seed)
+    f = lambda x: np.floor(3 * x[:, 0]) + np.sin(3 * x[:, 1])  # noqa: E731
+    X = rng.uniform(size=(800, 2))
+    test = np.random.default_rng(99 + seed).uniform(size=(4000, 2))
+    return X, f(X) + 0.05 * rng.standard_normal(len(X)), test, f(test)
+
+
+def _noisy_kink_data(seed):
+    """|x − 0.3| + 0.5 sin(6πx) on 400 random points + noise 0.02."""
+    rng = np.random.default_rng(seed)
+    f = lambda x: np.abs(x[:, 0] - 0.3) + 0.5 * np.sin(6 * np.pi * x[:, 0])  # noqa: E731
+    X = rng.uniform(size=(400, 1))
+    test = np.linspace(0.0, 1.0, 2001)[:, None]
+    return X, f(X) + 0.02 * rng.standard_normal(len(X)), test, f(test)
+
+
+def _heavy_tails_data(seed):
+    """A smooth function of 4 of 10 inputs on 1,500 rows + 0.1 × Student-t(2) noise."""
+    rng = np.random.default_rng(seed)
+    f = lambda x: (np.sin(np.pi * x[:, 0] * x[:, 1]) + 2 * (x[:, 2] - 0.5) ** 2  # noqa: E731
+                   + x[:, 3])
+    X = rng.uniform(size=(5500, 10))
+    y = f(X) + 0.1 * rng.standard_t(2, size=len(X))
+    return X[:1500], y[:1500], X[1500:], f(X[1500:])
+
+
+def _linnerud_data(seed):
+    """load_linnerud: 3 exercises → 3 body measurements, 15 training rows, 5 held out."""
+    from sklearn.datasets import load_linnerud
+
+    X, Y = load_linnerud(return_X_y=True)
+    order = np.random.default_rng(seed).permutation(len(X))
+    return X[order[:15]], Y[order[:15]], X[order[15:]], Y[order[15:]]
+
+
 # key: (label, make(seed) -> (X, y, X_test, y_test), what the error is measured against)
 ROWS = {
     "sin": ("sin(2πx), 256 rows", _sin_data(0.0), "function"),
@@ -330,6 +376,14 @@ ROWS = {
     "sin-noise-0.1": ("sin(2πx) + noise 0.1", _sin_data(0.1), "function"),
     "kink": ("|x − 0.3| + 0.5 sin(6πx), 256 rows", _kink_data, "function"),
     "pendulum": ("damped pendulum θ(θ0, ω0, c, t), 1000 rows", _pendulum_data, "function"),
+    # tables first measured in issue 26's third round, after the changes were designed
+    "step": ("a jump in 1-D, 300 rows", _step_data, "function"),
+    "steps-2d": ("steps in 2-D + noise 0.05, 800 rows", _steps_2d_data, "function"),
+    "kink-noise": ("|x − 0.3| + 0.5 sin(6πx) + noise 0.02, 400 rows", _noisy_kink_data,
+                   "function"),
+    "heavy-tails": ("4 of 10 inputs + Student-t(2) noise, 1500 rows", _heavy_tails_data,
+                    "function"),
+    "linnerud": ("load_linnerud (3 outputs, 15 train rows)", _linnerud_data, "held-out y"),
     "friedman1-50k": ("Friedman 1, 50,000 × 8, noise 1",
                       _friedman_data(1, 50_000, 1.0, n_features=8), "function"),
 }

@@ -401,3 +401,16 @@ def test_progress_bars_are_named_by_candidate(tmp_path, curve_csv):
     assert done.exit_code == 0, done.output
     assert "relu 1/2" in done.output and "tanh 2/2" in done.output
     assert "LSGD" not in done.output
+
+
+def test_fit_says_when_the_model_is_a_mean_of_networks(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(3)
+    x = rng.uniform(size=150)
+    rows = [[repr(float(a)), repr(float(np.sin(6 * a) + 0.2 * e))]
+            for a, e in zip(x, rng.standard_normal(150), strict=True)]
+    noisy = _csv(tmp_path / "noisy.csv", ["x", "y"], rows)
+    done = _invoke("fit", noisy, "--target", "y", *FAST)
+    assert done.exit_code == 0, done.output
+    assert "noisy rows: the model is the mean of 5 networks" in done.output
+    assert load_model(tmp_path / "noisy.model.safetensors").n_networks_ == 5

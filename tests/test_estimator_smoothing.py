@@ -13,7 +13,7 @@ import torch
 
 from conftest import SEEDS
 from deepbasis import MLP
-from deepbasis.estimator.smoothing import _NULL, curvature_penalty, smoothing_solve
+from deepbasis.estimator.smoothing import _NULL, _POINTS, curvature_penalty, smoothing_solve
 from deepbasis.train.lstsq import gcv_lstsq
 
 
@@ -36,10 +36,10 @@ def test_the_curvature_penalty_matches_the_analytic_second_derivative(seed):
         parameter.data = torch.randn(parameter.shape, generator=g, dtype=torch.float64)
     x = 2.0 + 4.0 * torch.rand(40, 1, generator=g, dtype=torch.float64)
     penalty = curvature_penalty(model, x, np.random.RandomState(seed))
-    # the same points: the rows and as many uniform in their box, from the same RandomState
+    # the same points: uniform in the rows' box, from the same RandomState
     lower, upper = x.min(), x.max()
-    uniform = torch.as_tensor(np.random.RandomState(seed).uniform(size=(40, 1)))
-    points = torch.cat([x, lower + (upper - lower) * uniform])
+    uniform = torch.as_tensor(np.random.RandomState(seed).uniform(size=(_POINTS, 1)))
+    points = lower + (upper - lower) * uniform
     layer = model.layers[0]
     t = torch.tanh(layer(model.normalize(points))).detach()  # (P, 5)
     # d²/du² with u = (x − lower) / (upper − lower), the data's box; the network's domain is

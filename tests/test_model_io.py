@@ -57,7 +57,9 @@ def test_suffix_extra_fields_and_description(tmp_path):
     path = regressor.save(tmp_path / "model", errors={"rmse": [0.5]})
     assert path.name == "model.safetensors"
     description = read_description(path)
-    assert description["architecture"]["width"] == 8
+    # the network's width: K networks of 8 units where the fit averaged K (noisy rows)
+    assert description["architecture"]["width"] == 8 * regressor.n_networks_
+    assert description["fitted"].get("n_networks", 1) == regressor.n_networks_
     assert description["architecture"]["residual"] is True
     assert description["params"]["steps"] == 10
     assert description["extra"] == {"errors": {"rmse": [0.5]}}

@@ -161,6 +161,9 @@ def fit_command(
     if estimator.validation_mse_ is not None:
         chosen += f" (best of {len(estimator.candidates_)} candidates on held-out training rows)"
     typer.echo(f"activation: {chosen}")
+    if estimator.n_networks_ > 1:
+        typer.echo(f"noisy rows: the model is the mean of {estimator.n_networks_} networks, "
+                   "each trained with another fold of the rows held out")
     typer.echo(_error_table(errors, table.target_names))
 
     try:

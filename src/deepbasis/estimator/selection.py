@@ -385,12 +385,12 @@ def _smooth_heads_if_better_(networks: list[tuple[MLP, np.ndarray]], x, z, w, rn
     saw it. Returns whether.
 
     The lower error, not a clearly lower one: on noisy rows a smoother fit's gain is small
-    against the noise in each row's error (sin + noise 0.01, 256 rows: a gain of 3.5e-6 in
-    standardized MSE against a standard error of 6.9e-6, for 18 % lower test error), and the
-    K-fold error is the better of two estimates either way. Measured (bench_estimator.py, 3
-    splits): sin + noise 0.01 3.52e-3 → 2.90e-3 and sin + noise 0.1 2.48e-2 → 1.98e-2 (medians);
-    on make_friedman1 and Franke + noise (2 of 3 splits) the smoothing head's K-fold error is
-    higher and the heads stay."""
+    against the noise in each row's error (sin + noise 0.01, 256 rows: a gain of about half
+    its standard error for 18 % lower test error), and the K-fold error is the better of two
+    estimates either way. Measured (bench_estimator.py, 3 splits): sin + noise 0.01 3.52e-3 →
+    2.69e-3 and sin + noise 0.1 2.48e-2 → 2.00e-2 (medians); on make_friedman1 (every split)
+    and Franke + noise (2 of 3) the smoothing head's K-fold error is higher and the heads
+    stay."""
     weights = np.ones(len(x)) if w is None else w.to("cpu", torch.float64).numpy()
     heads, rows, other_rows, row_weights = [], [], [], []
     for network, held in networks:

@@ -11,9 +11,10 @@ input's range mapped onto [0, 1]):
     Q = \frac{1}{P} \sum_p \sum_j \frac{∂^2 a}{∂u_j^2}(x_p) \frac{∂^2 a}{∂u_j^2}(x_p)^T
     + ε \frac{\operatorname{tr} Q_0}{k} I,
 
-a(x) = [Φ(x), 1] of k entries, second derivatives by central differences, at the training rows
-and as many again uniform in their box; the small ε I keeps Q invertible (the penalty's null
-space: functions linear along every input). With Q = RᵀR, θ = R⁻¹ θ̃ turns it into ordinary
+a(x) = [Φ(x), 1] of k entries, second derivatives by central differences, at P = 2,000 points
+uniform in the training rows' box (so rows given as integer weights and the same rows repeated
+get the same Q); the small ε I keeps Q invertible (the penalty's null space: functions linear
+along every input). With Q = RᵀR, θ = R⁻¹ θ̃ turns it into ordinary
 Tikhonov least squares in A R⁻¹, and λ is chosen by GCV as for the GCV head.
 
 Whether it is used is decided by K-fold cross-validation (:mod:`deepbasis.estimator.selection`):
@@ -31,16 +32,19 @@ from ..train.lstsq import design_matrix, gcv_lstsq
 from .head import weigh_rows
 
 _STEP = 1e-3  # central-difference step in unit coordinates (error ~ eps / step² ~ 2e-10)
+_POINTS = 2000  # P: points of the training box where the curvature is measured
 _NULL = 1e-6  # ε: the share of the mean curvature penalty given to every coefficient
 
 
 @torch.no_grad()
 def curvature_penalty(model: MLP, x: torch.Tensor, rng) -> torch.Tensor:
-    """Q ``(k, k)`` of the module docstring for ``model``'s design rows at the rows ``x``
-    ``(N, d)`` and N points uniform in their box (``rng``, a RandomState, draws them)."""
+    """Q ``(k, k)`` of the module docstring for ``model``'s design rows, at ``_POINTS``
+    points uniform in the box of the rows ``x`` ``(N, d)`` (``rng``, a RandomState, draws
+    them)."""
     lower, upper = x.amin(dim=0), x.amax(dim=0)
-    uniform = torch.as_tensor(rng.uniform(size=tuple(x.shape)), dtype=x.dtype, device=x.device)
-    points = torch.cat([x, lower + (upper - lower) * uniform])  # (P, d)
+    uniform = torch.as_tensor(rng.uniform(size=(_POINTS, x.shape[1])), dtype=x.dtype,
+                              device=x.device)
+    points = lower + (upper - lower) * uniform  # (P, d)
     span = (upper - lower).clamp_min(1e-12)  # (d,): one unit of u in units of x
     centre = design_matrix(model.features(points))  # (P, k)
     penalty = torch.zeros(centre.shape[1], centre.shape[1], dtype=x.dtype, device=x.device)
