@@ -102,8 +102,10 @@ def test_noise_from_every_fold_matches_the_drawn_noise(seed):
     with torch.no_grad():
         z = network(x) + sigma * torch.randn(n, 1, generator=g, dtype=torch.float64)
     fold = torch.randint(0, 5, (n,), generator=g).numpy()
-    variance, dof = folds_noise_variance([(network, fold == k) for k in range(5)], x, z,
-                                         None, "lstsq")
+    with torch.no_grad():
+        features = torch.cat([network.features(x)] * 5, dim=1)  # 5 networks, side by side
+    variance, dof = folds_noise_variance(features, [fold == k for k in range(5)], z, None,
+                                         "lstsq")
     assert float(dof[0]) == n
     ratio = float(variance[0]) / sigma**2
     assert abs(ratio - 1) <= 4 * math.sqrt(2 / n), f"seed={seed}: σ̂²/σ² = {ratio:.4f}"

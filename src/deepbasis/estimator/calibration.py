@@ -92,20 +92,21 @@ def _held_out_errors(features: torch.Tensor, z, weights, held: torch.Tensor, hea
 
 
 @torch.no_grad()
-def folds_noise_variance(folds: list[tuple[MLP, np.ndarray]], x, z, w, head: str
+def folds_noise_variance(features: torch.Tensor, held_out: list[np.ndarray], z, w, head: str
                          ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The noise variance σ² ``(m,)`` and its degrees of freedom ν from K networks, each with
-    the rows it never saw ``(N,)`` (the folds of a K-fold split, every row in one): network k's
-    head solved on its other rows predicts each of its held-out rows i with error e_i of
-    variance σ² (1 + h_i) (see :func:`noise_variance`), so σ² = mean(e_i² / (1 + h_i)) over
-    every row, on ν = N rows instead of one fold's."""
+    """The noise variance σ² ``(m,)`` and its degrees of freedom ν of a mean of K networks
+    whose ``features`` ``(N, K·w)`` are theirs side by side (:func:`deepbasis.nn.mlp.
+    mean_network`), network k having never seen the rows ``held_out[k]`` ``(N,)`` (the folds of
+    a K-fold split, every row in one): network k's head solved on its other rows predicts each
+    of its held-out rows i with error e_i of variance σ² (1 + h_i) (see :func:`noise_variance`),
+    so σ² = mean(e_i² / (1 + h_i)) over every row, on ν = N rows instead of one fold's."""
+    weights = torch.ones(len(features), dtype=features.dtype, device=features.device) \
+        if w is None else w.to(features.dtype)
+    z = z.to(features.dtype)
     total, count = None, 0.0
-    for network, held in folds:
-        features = design_matrix(network.features(x))  # (N, k)
-        weights = torch.ones(len(features), dtype=features.dtype, device=features.device) \
-            if w is None else w.to(features.dtype)
+    for block, held in zip(features.chunk(len(held_out), dim=1), held_out, strict=True):
         held = torch.as_tensor(held, device=features.device)
-        errors, _ = _held_out_errors(features, z.to(features.dtype), weights, held, head)
+        errors, _ = _held_out_errors(design_matrix(block), z, weights, held, head)
         part = weights[held] @ errors  # (m,)
         total = part if total is None else total + part
         count += float(weights[held].sum())
@@ -114,18 +115,19 @@ def folds_noise_variance(folds: list[tuple[MLP, np.ndarray]], x, z, w, head: str
 
 @torch.no_grad()
 def posterior(model: MLP, x, z, w, head: str, scale: np.ndarray, validation_mask,
-              folds: list[tuple[MLP, np.ndarray]] | None = None
+              held_out: list[np.ndarray] | None = None
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(noise_std, head_ridge, head_covariance)`` of the fitted (standardized) ``model``
     on rows (x, z, w), in units of y (``scale``): see ``BasisRegressor.predict``. Where
-    ``model`` is the mean of K networks that each never saw one fold of the rows (``folds``:
-    network and held-out mask), the noise comes from every row's error when held out
+    ``model`` is the mean of K networks that each never saw one fold of the rows
+    (``held_out``: the K folds' masks), the noise comes from every row's error when held out
     (:func:`folds_noise_variance`)."""
-    features = design_matrix(model.features(x))  # (N, w + 1): one forward pass for both
+    phi = model.features(x)  # (N, w): one forward pass for all of it
+    features = design_matrix(phi)  # (N, w + 1)
     A, b, rows = weigh_rows(features, z, w)
     _, ridge, _, Vh, inverse = ridge_posterior(A, b, rows, head)  # every row's head
-    if folds:
-        noise, dof = folds_noise_variance(folds, x, z, w, head)
+    if held_out:
+        noise, dof = folds_noise_variance(phi, held_out, z, w, head)
     else:
         noise, dof = noise_variance(features, z, w, head, validation_mask)  # (m,) (m,)
     # σ is estimated from ν residual degrees of freedom: the predictive distribution is then

@@ -353,7 +353,7 @@ class BasisRegressor(RegressorMixin, BaseEstimator):
         self.validation_mse_ = self.cv_mse_ = None
         self.best_member_ = 0
         self._validation_mask = None  # (N,) the held-out rows, when rows are held out
-        folds, averaged = None, 1  # where model is a mean: each network, the rows it never saw
+        folds = None  # where model is a mean of K networks: the rows each never saw
         head = settings["head"]
         candidates = Candidates(
             lambda seed, activation, box: self._make_model(seed, m, activation, box),
@@ -378,8 +378,7 @@ class BasisRegressor(RegressorMixin, BaseEstimator):
                             describe_range=lambda span: f"{span[0] * scale[0] + mean[0]:.4g} "
                                                         f"… {span[1] * scale[0] + mean[0]:.4g}",
                             groups=groups)
-            model, history, folds = choice.model, choice.history, choice.folds
-            averaged = choice.averaged
+            model, history, folds = choice.model, choice.history, choice.held_out
             self.validation_mse_ = (choice.errors * scale**2).mean(axis=1)  # in units of y
             self.cv_mse_ = None if choice.cv_errors is None else \
                 (choice.cv_errors * scale**2).mean(axis=1)
@@ -390,7 +389,7 @@ class BasisRegressor(RegressorMixin, BaseEstimator):
         self.feature_importances_ = importances(
             input_relevance(model, x, self.x_lower_, self.x_upper_))
         self.activation_ = model.activation_name
-        self.n_networks_ = averaged  # model_ is their mean: n_networks_ × width_ features
+        self.n_networks_ = len(folds) if folds else 1  # model_: n_networks_ × width_ features
         fold_target_scaling_(model, mean, scale)
         check_folded_head(model, Y)
         self.model_ = model.eval()

@@ -132,10 +132,8 @@ class Choice:
     errors: np.ndarray
     validation_error: np.ndarray
     cv_errors: np.ndarray | None = None  # (C, m) over K folds, where they were run
-    averaged: int = 1  # networks averaged into ``model`` (K on noisy rows, else 1)
-    #: where ``model`` is a mean: each network averaged and the rows it never saw ``(N,)``
-    folds: list[tuple[MLP, np.ndarray]] | None = None
-    smoothed: bool = False  # the K networks' heads are smoothing heads (curvature-penalized)
+    #: where ``model`` is the mean of K networks: the rows each never saw, ``K × (N,)``
+    held_out: list[np.ndarray] | None = None
 
 
 def choose(candidates: Candidates, activations: list[str], x, z, w, X: np.ndarray,
@@ -282,7 +280,7 @@ def choose(candidates: Candidates, activations: list[str], x, z, w, X: np.ndarra
             n_iter = final.best_step(again, len(again_history.loss) - 1)
             validation_error = final.final_error(again)
     if head == "gcv" and groups is not None and len(tr) <= RACE_ROWS \
-            and (noise_variance(model, x[tr], z[tr], w_tr) >= NOISY).any():
+            and (_gcv_noise_variance(model, x[tr], z[tr], w_tr) >= NOISY).any():
         # Noisy rows: the network is one of K, each trained and stopped with another fold held
         # out; their mean has seen every row and averages out what each fitted of the noise.
         # (their folds and seeds drawn from the kept network's seed: the same for rows given
@@ -291,12 +289,12 @@ def choose(candidates: Candidates, activations: list[str], x, z, w, X: np.ndarra
         members = _fold_members(candidates, activation, x, z, w, groups, validation_rows,
                                 patience=patience, steps=cap, box=kept_box, rng=member_rng)
         networks = [(copy.deepcopy(model), validation_rows), *members]
-        smoothed = _smooth_heads_if_better_(networks, x, z, w, member_rng)
+        _smooth_heads_if_better_(networks, x, z, w, member_rng)
         mean = mean_network([one for one, _ in networks])
         if not explodes(mean, probes, low, high) or not kept_in_range:
             return Choice(mean, history, best, n_iter, errors, validation_error,
-                          None if folds is None else folds[0], averaged=len(networks),
-                          folds=networks, smoothed=smoothed)
+                          None if folds is None else folds[0],
+                          held_out=[held for _, held in networks])
     # The basis was chosen on held-out rows; its head may now use every row, unless that
     # makes it leave the targets' range where the training rows' head did not.
     kept_head = copy.deepcopy(model.head.state_dict())
@@ -401,9 +399,9 @@ def _smooth_heads_if_better_(networks: list[tuple[MLP, np.ndarray]], x, z, w, rn
                                   curvature_penalty(network, x[train], rng))
         except torch.linalg.LinAlgError:  # a penalty Cholesky cannot factor: keep the heads
             return False
-        features = design_matrix(network.features(x[val]))
-        smooth = ((features @ head - z[val]) ** 2).mean(dim=1)  # (n_val,)
-        current = ((network(x[val]) - z[val]) ** 2).mean(dim=1)
+        phi = network.features(x[val])  # one forward pass for both heads
+        smooth = ((design_matrix(phi) @ head - z[val]) ** 2).mean(dim=1)  # (n_val,)
+        current = ((network.head(phi) - z[val]) ** 2).mean(dim=1)
         heads.append(head)
         rows.append(smooth.to("cpu", torch.float64).numpy())
         other_rows.append(current.to("cpu", torch.float64).numpy())
@@ -418,7 +416,7 @@ def _smooth_heads_if_better_(networks: list[tuple[MLP, np.ndarray]], x, z, w, rn
 
 
 @torch.no_grad()
-def noise_variance(model: MLP, x, z, w) -> np.ndarray:
+def _gcv_noise_variance(model: MLP, x, z, w) -> np.ndarray:
     """GCV's estimate of the noise variance ``(m,)`` in rows (x, z, w) (standardized targets)
     for ``model``'s basis: ‖r‖² / (N − tr H) of the head GCV chooses (Wahba 1990)."""
     A, b, rows = weighted_rows(model, x, z, w)

@@ -29,7 +29,7 @@ import torch
 
 from ..nn.mlp import MLP
 from ..train.lstsq import design_matrix, gcv_lstsq
-from .head import weigh_rows
+from .head import weighted_rows
 
 _STEP = 1e-3  # central-difference step in unit coordinates (error ~ eps / step² ~ 2e-10)
 _POINTS = 2000  # P: points of the training box where the curvature is measured
@@ -75,6 +75,5 @@ def smoothing_solve(A: torch.Tensor, b: torch.Tensor, rows: float, penalty: torc
 def smoothing_head(model: MLP, x, z, w, penalty: torch.Tensor) -> torch.Tensor:
     """The smoothing head θ ``(k, m)`` of ``model`` on rows (x, z, w) for curvature
     ``penalty`` (:func:`curvature_penalty`)."""
-    A, b, rows = weigh_rows(design_matrix(model.features(x)), z, w)
-    return smoothing_solve(A, b, rows, penalty)
+    return smoothing_solve(*weighted_rows(model, x, z, w), penalty)
 
