@@ -163,7 +163,9 @@ def fit_command(
     typer.echo(f"activation: {chosen}")
     if estimator.n_networks_ > 1:
         typer.echo(f"noisy rows: the model is the mean of {estimator.n_networks_} networks, "
-                   "each trained with another fold of the rows held out")
+                   "each trained with another fold of the rows held out (so the validation "
+                   f"rows were unseen by 1 of the {estimator.n_networks_}: their error below "
+                   "is optimistic)")
     typer.echo(_error_table(errors, table.target_names))
 
     try:
